@@ -1,0 +1,214 @@
+//! Sparse, memory-mapped index files in Kafka's formats.
+//!
+//! `.index`: entries of `relative_offset:u32 · position:u32` (8 bytes).
+//! `.timeindex`: entries of `timestamp:i64 · relative_offset:u32` (12 bytes).
+//! The active segment's index is preallocated to `segment.index.bytes` and trimmed to its
+//! entries when the segment is sealed or the log closed, so a file's length says how many
+//! entries it holds.
+
+use crate::mmap;
+use memmap2::MmapMut;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::path::{Path, PathBuf};
+
+/// One index file with fixed-size entries of `ENTRY_BYTES`.
+pub struct IndexFile<const ENTRY_BYTES: usize> {
+    path: PathBuf,
+    file: File,
+    map: Option<MmapMut>,
+    entries: usize,
+    capacity_entries: usize,
+}
+
+pub type OffsetIndex = IndexFile<8>;
+pub type TimeIndex = IndexFile<12>;
+
+impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
+    /// Opens (or creates) an index. `preallocate_bytes` > 0 makes it writable with room for
+    /// that many bytes of entries; 0 opens it sealed at its current length.
+    /// Entries are taken to be the file's length rounded down to whole entries; a caller that
+    /// does not trust the file (after a crash) rebuilds it with [`Self::reset`].
+    pub fn open(path: &Path, preallocate_bytes: u64) -> io::Result<Self> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        let len_bytes = file.metadata()?.len() as usize;
+        let entries = len_bytes / ENTRY_BYTES;
+        let mut index = IndexFile {
+            path: path.to_path_buf(),
+            file,
+            map: None,
+            entries,
+            capacity_entries: entries,
+        };
+        index.resize(preallocate_bytes.max((entries * ENTRY_BYTES) as u64))?;
+        Ok(index)
+    }
+
+    fn resize(&mut self, len_bytes: u64) -> io::Result<()> {
+        let len_bytes = len_bytes - len_bytes % ENTRY_BYTES as u64;
+        self.map = None;
+        self.file.set_len(len_bytes)?;
+        self.capacity_entries = len_bytes as usize / ENTRY_BYTES;
+        if len_bytes > 0 {
+            self.map = Some(mmap::map_write(&self.file)?);
+        }
+        Ok(())
+    }
+
+    pub fn entries(&self) -> usize {
+        self.entries
+    }
+
+    pub fn is_full(&self) -> bool {
+        self.entries >= self.capacity_entries
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn entry(&self, i: usize) -> &[u8] {
+        let map = self.map.as_ref().expect("an index with entries is mapped");
+        &map[i * ENTRY_BYTES..(i + 1) * ENTRY_BYTES]
+    }
+
+    /// Appends one entry. Returns false (and writes nothing) when the index is full.
+    fn push(&mut self, bytes: [u8; ENTRY_BYTES]) -> bool {
+        if self.is_full() {
+            return false;
+        }
+        let at = self.entries * ENTRY_BYTES;
+        let map = self.map.as_mut().expect("a non-full index is mapped");
+        map[at..at + ENTRY_BYTES].copy_from_slice(&bytes);
+        self.entries += 1;
+        true
+    }
+
+    /// Drops all entries (for a rebuild), keeping `preallocate_bytes` of room.
+    pub fn reset(&mut self, preallocate_bytes: u64) -> io::Result<()> {
+        self.entries = 0;
+        self.resize(0)?;
+        self.resize(preallocate_bytes)
+    }
+
+    /// Trims the file to its entries and flushes it: the segment is sealed or being closed.
+    pub fn seal(&mut self) -> io::Result<()> {
+        if let Some(map) = &self.map {
+            map.flush()?;
+        }
+        self.resize((self.entries * ENTRY_BYTES) as u64)?;
+        self.file.sync_all()
+    }
+
+    /// Index of the last entry whose key is `<= key` (by `key_of`), if any. Entries are
+    /// sorted by key because they are appended in offset and running-max-timestamp order.
+    fn floor(&self, key: i64, key_of: impl Fn(&[u8]) -> i64) -> Option<usize> {
+        let (mut lo, mut hi) = (0usize, self.entries);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if key_of(self.entry(mid)) <= key {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo.checked_sub(1)
+    }
+}
+
+fn be_u32(b: &[u8]) -> u32 {
+    u32::from_be_bytes(b[..4].try_into().expect("4 bytes"))
+}
+
+impl OffsetIndex {
+    pub fn append(&mut self, relative_offset: u32, position: u32) -> bool {
+        let mut e = [0u8; 8];
+        e[..4].copy_from_slice(&relative_offset.to_be_bytes());
+        e[4..].copy_from_slice(&position.to_be_bytes());
+        self.push(e)
+    }
+
+    /// `(relative_offset, position)` of the last entry at or before `relative_offset`.
+    pub fn lookup(&self, relative_offset: u32) -> Option<(u32, u32)> {
+        let i = self.floor(relative_offset as i64, |e| be_u32(e) as i64)?;
+        let e = self.entry(i);
+        Some((be_u32(e), be_u32(&e[4..])))
+    }
+
+    pub fn last(&self) -> Option<(u32, u32)> {
+        let i = self.entries.checked_sub(1)?;
+        let e = self.entry(i);
+        Some((be_u32(e), be_u32(&e[4..])))
+    }
+}
+
+impl TimeIndex {
+    pub fn append(&mut self, timestamp_ms: i64, relative_offset: u32) -> bool {
+        let mut e = [0u8; 12];
+        e[..8].copy_from_slice(&timestamp_ms.to_be_bytes());
+        e[8..].copy_from_slice(&relative_offset.to_be_bytes());
+        self.push(e)
+    }
+
+    /// `(timestamp, relative_offset)` of the last entry with a timestamp strictly below
+    /// `timestamp_ms`: every record before that entry's batch is older than `timestamp_ms`.
+    pub fn lookup_before(&self, timestamp_ms: i64) -> Option<(i64, u32)> {
+        let ts = |e: &[u8]| i64::from_be_bytes(e[..8].try_into().expect("8 bytes"));
+        let i = self.floor(timestamp_ms.saturating_sub(1), ts)?;
+        let e = self.entry(i);
+        Some((ts(e), be_u32(&e[8..])))
+    }
+
+    pub fn last(&self) -> Option<(i64, u32)> {
+        let i = self.entries.checked_sub(1)?;
+        let e = self.entry(i);
+        Some((
+            i64::from_be_bytes(e[..8].try_into().expect("8 bytes")),
+            be_u32(&e[8..]),
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offset_index_lookup_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open(&path, 80).unwrap();
+        assert_eq!(idx.lookup(5), None);
+        for i in 0..10u32 {
+            assert!(idx.append(i * 10, i * 1000));
+        }
+        assert!(!idx.append(100, 1));
+        assert_eq!(idx.lookup(0), Some((0, 0)));
+        assert_eq!(idx.lookup(25), Some((20, 2000)));
+        assert_eq!(idx.lookup(1000), Some((90, 9000)));
+        idx.seal().unwrap();
+        drop(idx);
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 80);
+        let idx = OffsetIndex::open(&path, 0).unwrap();
+        assert_eq!((idx.entries(), idx.lookup(35)), (10, Some((30, 3000))));
+    }
+
+    #[test]
+    fn time_index_strictly_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut idx = TimeIndex::open(&dir.path().join("0.timeindex"), 120).unwrap();
+        idx.append(100, 0);
+        idx.append(200, 5);
+        idx.append(300, 9);
+        assert_eq!(idx.lookup_before(100), None);
+        assert_eq!(idx.lookup_before(101), Some((100, 0)));
+        assert_eq!(idx.lookup_before(300), Some((200, 5)));
+        assert_eq!(idx.lookup_before(i64::MAX), Some((300, 9)));
+        assert_eq!(idx.last(), Some((300, 9)));
+    }
+}

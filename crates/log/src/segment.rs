@@ -1,0 +1,422 @@
+//! One segment: a `.log` file of whole batches plus its `.index` and `.timeindex`.
+//!
+//! A segment holds offsets `[base_offset, next_offset)`. Bytes `[0, size_bytes)` of the log
+//! file are whole, CRC-checked batches (checked on append, and again by recovery after an
+//! unclean shutdown); nothing past `size_bytes` is ever read.
+
+use crate::index::{OffsetIndex, TimeIndex};
+use crate::mmap;
+use bytes::Bytes;
+use klamm_protocol::batch::{self, BatchHeader};
+use memmap2::Mmap;
+use std::fs::{File, OpenOptions};
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Kafka's file name for a segment starting at `base_offset`: 20 zero-padded digits.
+pub fn file_stem(base_offset: i64) -> String {
+    format!("{base_offset:020}")
+}
+
+/// What recovery found in a segment's log file.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct ScanReport {
+    pub batches: u64,
+    /// Bytes cut from the end: a torn write or a batch failing its checks.
+    pub truncated_bytes: u64,
+    /// Why the cut was made, for the log.
+    pub reason: Option<String>,
+}
+
+/// Settings a segment needs from its partition's config.
+#[derive(Debug, Clone, Copy)]
+pub struct SegmentLimits {
+    /// Bytes of log between two index entries (`index.interval.bytes`).
+    pub index_interval_bytes: u64,
+    /// Preallocated size of an active segment's index files (`segment.index.bytes`).
+    pub index_bytes_max: u64,
+    /// Read-map length for an active segment (`segment.bytes`), so it can grow unmapped.
+    pub segment_bytes_max: u64,
+}
+
+/// A map of the log file shared with the `Bytes` handed to readers, so a fetch response can
+/// point into the page cache instead of copying record bytes.
+struct MappedLog(Arc<Mmap>, std::ops::Range<usize>);
+
+impl AsRef<[u8]> for MappedLog {
+    fn as_ref(&self) -> &[u8] {
+        &self.0[self.1.clone()]
+    }
+}
+
+pub struct Segment {
+    base_offset: i64,
+    path: PathBuf,
+    log: Arc<File>,
+    read_map: Option<Arc<Mmap>>,
+    size_bytes: u64,
+    next_offset: i64,
+    offset_index: OffsetIndex,
+    time_index: TimeIndex,
+    bytes_since_index_entry: u64,
+    index_interval_bytes: u64,
+    /// Largest batch max-timestamp in the segment, -1 when empty.
+    max_timestamp_ms: i64,
+    /// Max timestamp of the first batch: `segment.ms` rolls are measured from it (as Kafka).
+    first_batch_timestamp_ms: Option<i64>,
+}
+
+impl Segment {
+    /// Creates an empty active segment in `dir`.
+    pub fn create(dir: &Path, base_offset: i64, limits: SegmentLimits) -> io::Result<Segment> {
+        let stem = dir.join(file_stem(base_offset));
+        let log = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(stem.with_extension("log"))?;
+        let mut seg = Segment::from_parts(stem, log, base_offset, limits, true)?;
+        seg.offset_index.reset(limits.index_bytes_max)?;
+        seg.time_index.reset(limits.index_bytes_max)?;
+        Ok(seg)
+    }
+
+    fn from_parts(
+        stem: PathBuf,
+        log: File,
+        base_offset: i64,
+        limits: SegmentLimits,
+        active: bool,
+    ) -> io::Result<Segment> {
+        let size_bytes = log.metadata()?.len();
+        let prealloc = if active { limits.index_bytes_max } else { 0 };
+        let mut seg = Segment {
+            base_offset,
+            path: stem.with_extension("log"),
+            log: Arc::new(log),
+            read_map: None,
+            size_bytes,
+            next_offset: base_offset,
+            offset_index: OffsetIndex::open(&stem.with_extension("index"), prealloc)?,
+            time_index: TimeIndex::open(&stem.with_extension("timeindex"), prealloc)?,
+            bytes_since_index_entry: 0,
+            index_interval_bytes: limits.index_interval_bytes,
+            max_timestamp_ms: -1,
+            first_batch_timestamp_ms: None,
+        };
+        let map_len = if active {
+            limits.segment_bytes_max.max(size_bytes)
+        } else {
+            size_bytes
+        };
+        seg.remap(map_len)?;
+        Ok(seg)
+    }
+
+    /// Opens an existing segment. A sealed segment (not the last) is trusted if its indexes
+    /// look sane; the last one is recovered (scanned, CRC-checked, truncated at the first bad
+    /// batch, indexes rebuilt) unless the broker shut down cleanly.
+    pub fn open(
+        log_path: &Path,
+        base_offset: i64,
+        limits: SegmentLimits,
+        active: bool,
+        recover: bool,
+    ) -> io::Result<(Segment, ScanReport)> {
+        let log = OpenOptions::new().read(true).write(true).open(log_path)?;
+        let stem = log_path.with_extension("");
+        let mut seg = Segment::from_parts(stem, log, base_offset, limits, active)?;
+        let reindex = recover || !seg.indexes_look_sane();
+        let report = seg.rebuild(limits, active, reindex)?;
+        Ok((seg, report))
+    }
+
+    fn remap(&mut self, len_bytes: u64) -> io::Result<()> {
+        self.read_map = if len_bytes == 0 {
+            None
+        } else {
+            Some(Arc::new(mmap::map_read(&self.log, len_bytes as usize)?))
+        };
+        Ok(())
+    }
+
+    fn mapped_len(&self) -> u64 {
+        self.read_map.as_ref().map_or(0, |m| m.len() as u64)
+    }
+
+    /// Cheap structural check of the indexes against the log (positions inside the file).
+    fn indexes_look_sane(&self) -> bool {
+        match self.offset_index.last() {
+            None => self.size_bytes == 0 || self.offset_index.entries() == 0,
+            Some((_, pos)) => (pos as u64) < self.size_bytes,
+        }
+    }
+
+    /// Rebuilds in-memory state from the log file. With `reindex` (recovery) every batch from
+    /// the start is CRC-checked, the file truncated at the first bad one and the indexes
+    /// rebuilt; otherwise the indexes are trusted and only the tail after the last index
+    /// entry is walked.
+    fn rebuild(
+        &mut self,
+        limits: SegmentLimits,
+        active: bool,
+        reindex: bool,
+    ) -> io::Result<ScanReport> {
+        let mut report = ScanReport::default();
+        let mut pos = 0usize;
+        self.next_offset = self.base_offset;
+        self.max_timestamp_ms = -1;
+        self.first_batch_timestamp_ms = None;
+        self.bytes_since_index_entry = 0;
+        if reindex {
+            self.offset_index.reset(limits.index_bytes_max)?;
+            self.time_index.reset(limits.index_bytes_max)?;
+        } else {
+            if let Some(first) = BatchHeader::parse(&self.read_bytes(0, self.size_bytes.min(61))?) {
+                self.first_batch_timestamp_ms = Some(first.max_timestamp);
+            }
+            if let Some((ts, _)) = self.time_index.last() {
+                self.max_timestamp_ms = ts;
+            }
+            if let Some((rel, p)) = self.offset_index.last() {
+                pos = p as usize;
+                self.next_offset = self.base_offset + rel as i64;
+            }
+        }
+        let data = self.read_bytes(0, self.size_bytes)?;
+        while pos < data.len() {
+            let header = if reindex {
+                match batch::check_batch(&data[pos..]) {
+                    Ok(h) if h.base_offset >= self.next_offset => h,
+                    Ok(h) => {
+                        report.reason = Some(format!(
+                            "batch at position {pos} has base offset {} below {}",
+                            h.base_offset, self.next_offset
+                        ));
+                        break;
+                    }
+                    Err(e) => {
+                        report.reason = Some(format!("at position {pos}: {e}"));
+                        break;
+                    }
+                }
+            } else {
+                match BatchHeader::parse(&data[pos..]) {
+                    Some(h) if h.batch_length > 0 && pos + h.total_bytes() <= data.len() => h,
+                    _ => break,
+                }
+            };
+            self.track_batch(&header, pos as u64, reindex);
+            pos += header.total_bytes();
+            report.batches += 1;
+        }
+        if (pos as u64) < self.size_bytes {
+            report.truncated_bytes = self.size_bytes - pos as u64;
+            if report.reason.is_none() {
+                report.reason = Some(format!("incomplete batch at position {pos}"));
+            }
+            self.log.set_len(pos as u64)?;
+            self.log.sync_all()?;
+            self.size_bytes = pos as u64;
+        }
+        if !active {
+            self.offset_index.seal()?;
+            self.time_index.seal()?;
+            self.remap(self.size_bytes)?;
+        }
+        Ok(report)
+    }
+
+    /// Updates offsets, timestamps and (when `index`) the sparse indexes for a batch written
+    /// at `position`.
+    fn track_batch(&mut self, header: &BatchHeader, position: u64, index: bool) {
+        let relative = (header.base_offset - self.base_offset) as u32;
+        if index
+            && (self.offset_index.entries() == 0
+                || self.bytes_since_index_entry >= self.index_interval())
+        {
+            self.offset_index.append(relative, position as u32);
+            if header.max_timestamp > self.max_timestamp_ms {
+                self.time_index.append(header.max_timestamp, relative);
+            }
+            self.bytes_since_index_entry = 0;
+        }
+        self.bytes_since_index_entry += header.total_bytes() as u64;
+        self.max_timestamp_ms = self.max_timestamp_ms.max(header.max_timestamp);
+        self.first_batch_timestamp_ms
+            .get_or_insert(header.max_timestamp);
+        self.next_offset = header.last_offset() + 1;
+    }
+
+    fn index_interval(&self) -> u64 {
+        self.index_interval_bytes
+    }
+
+    /// Changes `index.interval.bytes` for future appends.
+    pub fn set_index_interval(&mut self, bytes: u64) {
+        self.index_interval_bytes = bytes;
+    }
+
+    /// Appends one batch whose first 16 bytes are given separately (already stamped) so the
+    /// producer's bytes need no copy. The caller checked the batch and that it fits.
+    pub fn append(
+        &mut self,
+        prefix: &[u8; 16],
+        rest: &[u8],
+        header: &BatchHeader,
+    ) -> io::Result<()> {
+        let position = self.size_bytes;
+        self.log.write_all_at(prefix, position)?;
+        self.log.write_all_at(rest, position + 16)?;
+        self.size_bytes += (16 + rest.len()) as u64;
+        self.track_batch(header, position, true);
+        Ok(())
+    }
+
+    /// Whether appending `batch_bytes` more must first roll to a new segment.
+    pub fn should_roll(
+        &self,
+        batch_bytes: u64,
+        now_ms: i64,
+        segment_bytes: u64,
+        segment_ms: u64,
+    ) -> bool {
+        if self.size_bytes == 0 {
+            return false;
+        }
+        let too_big = self.size_bytes + batch_bytes > segment_bytes;
+        let too_old = self
+            .first_batch_timestamp_ms
+            .is_some_and(|first| now_ms.saturating_sub(first) > segment_ms as i64);
+        let position_overflow = self.size_bytes + batch_bytes > u32::MAX as u64;
+        too_big
+            || too_old
+            || position_overflow
+            || self.offset_index.is_full()
+            || self.time_index.is_full()
+    }
+
+    /// Flushes and trims everything: this segment becomes read-only.
+    pub fn seal(&mut self) -> io::Result<()> {
+        self.log.sync_all()?;
+        self.offset_index.seal()?;
+        self.time_index.seal()?;
+        self.remap(self.size_bytes)
+    }
+
+    /// `[start, start + len)` of the log file, from the map when it covers the range (no
+    /// copy), else read from the file.
+    fn read_bytes(&self, start: u64, len: u64) -> io::Result<Bytes> {
+        let end = start + len;
+        debug_assert!(end <= self.size_bytes);
+        if len == 0 {
+            return Ok(Bytes::new());
+        }
+        if end <= self.mapped_len() {
+            let map = self.read_map.clone().expect("mapped");
+            return Ok(Bytes::from_owner(MappedLog(
+                map,
+                start as usize..end as usize,
+            )));
+        }
+        let mut buf = vec![0u8; len as usize];
+        self.log.read_exact_at(&mut buf, start)?;
+        Ok(Bytes::from(buf))
+    }
+
+    /// Whole batches starting with the one holding `from_offset`, ending before `upper_offset`
+    /// (exclusive) and within `max_bytes` — except that the first batch is returned whole
+    /// even when larger when `at_least_one` (KIP-74).
+    pub fn read(
+        &self,
+        from_offset: i64,
+        upper_offset: i64,
+        max_bytes: u64,
+        at_least_one: bool,
+    ) -> io::Result<Bytes> {
+        if from_offset >= self.next_offset || from_offset >= upper_offset {
+            return Ok(Bytes::new());
+        }
+        let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
+        let start_pos = self
+            .offset_index
+            .lookup(relative)
+            .map_or(0, |(_, p)| p as u64);
+        let tail = self.read_bytes(start_pos, self.size_bytes - start_pos)?;
+        let mut first: Option<usize> = None;
+        let mut end = 0usize;
+        for (pos, header) in batch::headers(&tail) {
+            if header.last_offset() < from_offset {
+                continue;
+            }
+            if header.last_offset() >= upper_offset {
+                break;
+            }
+            let batch_end = pos + header.total_bytes();
+            let start = *first.get_or_insert(pos);
+            let fits = (batch_end - start) as u64 <= max_bytes;
+            if !fits && !(at_least_one && end == 0) {
+                break;
+            }
+            end = batch_end;
+        }
+        Ok(match first {
+            Some(start) if end > start => tail.slice(start..end),
+            _ => Bytes::new(),
+        })
+    }
+
+    /// Calls `visit` on each batch header from the one holding `from_offset` on, with the
+    /// batch's bytes, until it returns false.
+    pub fn scan_from(
+        &self,
+        from_offset: i64,
+        mut visit: impl FnMut(&BatchHeader, &[u8]) -> bool,
+    ) -> io::Result<()> {
+        let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
+        let start_pos = self
+            .offset_index
+            .lookup(relative)
+            .map_or(0, |(_, p)| p as u64);
+        let tail = self.read_bytes(start_pos, self.size_bytes - start_pos)?;
+        for (pos, header) in batch::headers(&tail) {
+            if header.last_offset() < from_offset {
+                continue;
+            }
+            if !visit(&header, &tail[pos..pos + header.total_bytes()]) {
+                break;
+            }
+        }
+        Ok(())
+    }
+
+    /// Offset to start a timestamp search from: every record before it is older than
+    /// `timestamp_ms`.
+    pub fn search_start_for_timestamp(&self, timestamp_ms: i64) -> i64 {
+        self.time_index
+            .lookup_before(timestamp_ms)
+            .map_or(self.base_offset, |(_, rel)| self.base_offset + rel as i64)
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The log file handle, for an fsync outside the partition lock.
+    pub fn file(&self) -> Arc<File> {
+        self.log.clone()
+    }
+}

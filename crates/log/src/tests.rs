@@ -1,0 +1,170 @@
+use super::*;
+use klamm_protocol::batch::{build_test_batch, validate_produce, ProduceLimits};
+
+const LIMITS: ProduceLimits = ProduceLimits {
+    max_batch_bytes: 1 << 20,
+    produce_version: 9,
+};
+
+fn small_config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 4096,
+        segment_ms: u64::MAX / 4,
+        index_interval_bytes: 256,
+        segment_index_bytes: 1024,
+    }
+}
+
+fn append(log: &mut PartitionLog, records: i32, ts: i64) -> AppendInfo {
+    let batch = build_test_batch(records, 100, ts);
+    let parsed = validate_produce(&batch, LIMITS).unwrap();
+    log.append(&batch, &parsed, ts, 0, false).unwrap()
+}
+
+fn offsets_in(bytes: &[u8]) -> Vec<(i64, i64)> {
+    batch::headers(bytes)
+        .map(|(_, h)| (h.base_offset, h.last_offset()))
+        .collect()
+}
+
+#[test]
+fn append_read_roll_and_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+    for i in 0..100 {
+        let info = append(&mut log, 3, 1000 + i);
+        assert_eq!(info.base_offset, i * 3);
+    }
+    assert_eq!(log.log_end_offset(), 300);
+    assert!(
+        log.segment_count() > 5,
+        "rolled into {} segments",
+        log.segment_count()
+    );
+    // Reads start at the batch holding the offset and return whole batches.
+    let got = log.read(151, 300, 1 << 20, true).unwrap();
+    let offs = offsets_in(&got);
+    assert_eq!(offs[0], (150, 152));
+    for b in batch::headers(&got) {
+        batch::check_batch(&got[b.0..]).unwrap();
+    }
+    // At-least-one: a tiny max_bytes still returns one whole batch.
+    assert_eq!(offsets_in(&log.read(0, 300, 1, true).unwrap()).len(), 1);
+    assert!(log.read(0, 300, 1, false).unwrap().is_empty());
+    // The upper bound (high watermark) is respected.
+    let capped = log.read(0, 6, 1 << 20, true).unwrap();
+    assert_eq!(offsets_in(&capped), vec![(0, 2), (3, 5)]);
+    assert!(log.read(300, 300, 100, true).unwrap().is_empty());
+    assert!(matches!(
+        log.read(301, 400, 100, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+
+    log.close().unwrap();
+    drop(log);
+    for clean in [true, false] {
+        let (log, report) = PartitionLog::open(&pdir, small_config(), clean).unwrap();
+        assert_eq!(log.log_end_offset(), 300, "clean={clean}");
+        assert_eq!(report.truncated_bytes, 0);
+        let all: Vec<_> = (0..100).map(|i| (i * 3, i * 3 + 2)).collect();
+        let mut seen = Vec::new();
+        let mut at = 0;
+        while at < 300 {
+            let bytes = log.read(at, 300, 1 << 20, true).unwrap();
+            let offs = offsets_in(&bytes);
+            at = offs.last().unwrap().1 + 1;
+            seen.extend(offs);
+        }
+        assert_eq!(seen, all);
+    }
+}
+
+#[test]
+fn recovery_truncates_torn_and_corrupt_tails() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, LogConfig::default()).unwrap();
+    for i in 0..10 {
+        append(&mut log, 2, i);
+    }
+    let path = pdir.join("00000000000000000000.log");
+    let full = fs::metadata(&path).unwrap().len();
+    drop(log);
+
+    // A torn write: half a batch at the end.
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.set_len(full - 50).unwrap();
+    let (log, report) = PartitionLog::open(&pdir, LogConfig::default(), false).unwrap();
+    assert_eq!(log.log_end_offset(), 18);
+    assert!(report.truncated_bytes > 0 && report.reason.is_some());
+    drop(log);
+
+    // A flipped bit in the 5th batch: everything from it on is cut.
+    let mut bytes = fs::read(&path).unwrap();
+    let batch_len = bytes.len() / 9;
+    bytes[4 * batch_len + 70] ^= 0x40;
+    fs::write(&path, &bytes).unwrap();
+    let (mut log, report) = PartitionLog::open(&pdir, LogConfig::default(), false).unwrap();
+    assert_eq!(log.log_end_offset(), 8);
+    assert!(report.reason.unwrap().contains("CRC"));
+    // Appends continue after the cut with the next offset.
+    assert_eq!(append(&mut log, 1, 99).base_offset, 8);
+}
+
+#[test]
+fn timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), small_config()).unwrap();
+    for i in 0..50 {
+        append(&mut log, 2, 1000 + i * 10);
+    }
+    // The batch of timestamp 1000+i*10 holds offsets 2i, 2i+1 (all records share it).
+    assert_eq!(log.offset_for_timestamp(0, 100).unwrap(), Some((0, 1000)));
+    assert_eq!(
+        log.offset_for_timestamp(1000, 100).unwrap(),
+        Some((0, 1000))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1001, 100).unwrap(),
+        Some((2, 1010))
+    );
+    assert_eq!(
+        log.offset_for_timestamp(1250, 100).unwrap(),
+        Some((50, 1250))
+    );
+    assert_eq!(log.offset_for_timestamp(1491, 100).unwrap(), None);
+    assert_eq!(log.offset_for_timestamp(1250, 50).unwrap(), None);
+    assert_eq!(log.max_timestamp_record(100).unwrap(), Some((98, 1490)));
+}
+
+#[test]
+fn log_append_time_rewrites_timestamps() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), LogConfig::default()).unwrap();
+    let batch = build_test_batch(2, 10, 5);
+    let parsed = validate_produce(&batch, LIMITS).unwrap();
+    let info = log.append(&batch, &parsed, 777, 0, true).unwrap();
+    assert_eq!(info.log_append_time_ms, Some(777));
+    let got = log.read(0, 10, 1 << 20, true).unwrap();
+    let h = batch::check_batch(&got).unwrap();
+    assert!(h.is_log_append_time());
+    assert_eq!(h.max_timestamp, 777);
+}
+
+#[test]
+fn segment_ms_rolls() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 100,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), config).unwrap();
+    append(&mut log, 1, 1000);
+    append(&mut log, 1, 1050);
+    assert_eq!(log.segment_count(), 1);
+    let batch = build_test_batch(1, 10, 1200);
+    let parsed = validate_produce(&batch, LIMITS).unwrap();
+    log.append(&batch, &parsed, 1200, 0, false).unwrap();
+    assert_eq!(log.segment_count(), 2);
+}
