@@ -1,0 +1,31 @@
+//! DescribeCluster: this broker, as advertised on the connection's listener.
+
+use super::Reply;
+use crate::connection::ConnectionInfo;
+use crate::state::Broker;
+use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
+use kafka_protocol::messages::{
+    BrokerId, DescribeClusterRequest, DescribeClusterResponse, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    _request: DescribeClusterRequest,
+    info: &ConnectionInfo,
+) -> Reply {
+    let (host, port) = super::metadata::advertised(broker, info);
+    let me = DescribeClusterBroker::default()
+        .with_broker_id(BrokerId(broker.settings.node_id))
+        .with_host(StrBytes::from_string(host))
+        .with_port(port);
+    Reply::Now(ResponseKind::DescribeCluster(
+        DescribeClusterResponse::default()
+            .with_endpoint_type(1)
+            .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
+            .with_controller_id(BrokerId(broker.settings.node_id))
+            .with_cluster_authorized_operations(i32::MIN)
+            .with_brokers(vec![me]),
+    ))
+}

@@ -1,0 +1,173 @@
+//! Request dispatch: one file per Kafka API, routed from one table.
+//!
+//! [`dispatch`] peeks the header, checks `(api, version)` against
+//! [`klamm_protocol::versions`], decodes, and calls the API's `handle`. A handler does its
+//! synchronous work (validation, appends) at once and returns a [`Reply`]; anything that
+//! must wait (an fsync, a long-poll) is a future, so the connection keeps request order
+//! without blocking its reader.
+
+mod api_versions;
+mod create_partitions;
+mod create_topics;
+mod delete_topics;
+mod describe_cluster;
+mod describe_configs;
+mod fetch;
+mod list_offsets;
+mod metadata;
+mod offset_for_leader_epoch;
+mod produce;
+
+use crate::connection::ConnectionInfo;
+use crate::state::Broker;
+use bytes::{Buf, BufMut, Bytes, BytesMut};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use klamm_protocol::frame::{self, HeaderPeek};
+use klamm_protocol::versions;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+
+/// What a handler produces.
+pub enum Reply {
+    /// The response, ready now.
+    Now(ResponseKind),
+    /// The response once something has happened (fsync, data arrived, timeout).
+    Later(Pin<Box<dyn Future<Output = ResponseKind> + Send>>),
+    /// No response at all (Produce with acks=0).
+    Silent,
+}
+
+/// What the connection writer gets for each request, in order.
+pub enum Outcome {
+    Respond(Bytes),
+    Silent,
+    /// Encoding failed (a bug): close rather than leave the client waiting.
+    Close,
+}
+
+pub type Pending = Pin<Box<dyn Future<Output = Outcome> + Send>>;
+
+#[derive(Debug)]
+pub enum DispatchError {
+    /// Close the connection, logging why: unknown api, unsupported version, malformed body.
+    Close(String),
+}
+
+fn close(why: impl Into<String>) -> DispatchError {
+    DispatchError::Close(why.into())
+}
+
+pub fn dispatch(
+    broker: &Arc<Broker>,
+    frame: Bytes,
+    info: &ConnectionInfo,
+) -> Result<Pending, DispatchError> {
+    let peek = frame::peek_header(&frame).ok_or_else(|| close("request header too short"))?;
+    let api = peek
+        .api()
+        .ok_or_else(|| close(format!("unknown api key {}", peek.api_key)))?;
+    if api == ApiKey::ApiVersions && !versions::is_served(peek.api_key, peek.api_version) {
+        // A newer client: answer in v0 with UNSUPPORTED_VERSION and our table, so it retries
+        // with a version we share. The body is not decoded (its format is unknown to us).
+        let body = ResponseKind::ApiVersions(versions::api_versions_response(35));
+        return Ok(ready(encode(peek.correlation_id, api, 0, &body)));
+    }
+    if api == ApiKey::Produce && peek.api_version == 2 {
+        return produce::legacy_v2(broker, frame, peek);
+    }
+    if !versions::is_served(peek.api_key, peek.api_version) {
+        return Err(close(format!(
+            "{api:?} v{} is not supported",
+            peek.api_version
+        )));
+    }
+    let mut buf = frame;
+    let header = decode_request_header_from_buffer(&mut buf)
+        .map_err(|e| close(format!("malformed {api:?} request header: {e}")))?;
+    let request = RequestKind::decode(api, &mut buf, peek.api_version).map_err(|e| {
+        close(format!(
+            "malformed {api:?} v{} request: {e:#}",
+            peek.api_version
+        ))
+    })?;
+    if buf.has_remaining() {
+        return Err(close(format!(
+            "{api:?} v{} request has {} trailing bytes",
+            peek.api_version,
+            buf.remaining()
+        )));
+    }
+    let reply = route(broker, &header, request, info)?;
+    Ok(finish(reply, peek, api))
+}
+
+fn route(
+    broker: &Arc<Broker>,
+    header: &RequestHeader,
+    request: RequestKind,
+    info: &ConnectionInfo,
+) -> Result<Reply, DispatchError> {
+    let v = header.request_api_version;
+    Ok(match request {
+        RequestKind::ApiVersions(r) => api_versions::handle(r, v, info),
+        RequestKind::Metadata(r) => metadata::handle(broker, r, v, info),
+        RequestKind::Produce(r) => produce::handle(broker, r, v),
+        RequestKind::Fetch(r) => fetch::handle(broker, r, v),
+        RequestKind::ListOffsets(r) => list_offsets::handle(broker, r, v),
+        RequestKind::CreateTopics(r) => create_topics::handle(broker, r, v),
+        RequestKind::DeleteTopics(r) => delete_topics::handle(broker, r, v),
+        RequestKind::CreatePartitions(r) => create_partitions::handle(broker, r),
+        RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, info),
+        RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, v),
+        RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r),
+        other => {
+            // The version table admitted an API with no handler: a bug in the table.
+            return Err(close(format!("no handler for {:?}", api_key_of(&other))));
+        }
+    })
+}
+
+fn api_key_of(request: &RequestKind) -> &'static str {
+    match request {
+        RequestKind::Produce(_) => "Produce",
+        _ => "an API outside the version table",
+    }
+}
+
+fn ready(outcome: Outcome) -> Pending {
+    Box::pin(std::future::ready(outcome))
+}
+
+fn finish(reply: Reply, peek: HeaderPeek, api: ApiKey) -> Pending {
+    let (id, version) = (peek.correlation_id, peek.api_version);
+    match reply {
+        Reply::Now(body) => ready(encode(id, api, version, &body)),
+        Reply::Later(fut) => Box::pin(async move { encode(id, api, version, &fut.await) }),
+        Reply::Silent => ready(Outcome::Silent),
+    }
+}
+
+/// Frames a response: size, header (in the version the API prescribes — always v0 for
+/// ApiVersions), body.
+pub fn encode(correlation_id: i32, api: ApiKey, version: i16, body: &ResponseKind) -> Outcome {
+    let mut buf = BytesMut::with_capacity(256);
+    buf.put_i32(0);
+    let header = ResponseHeader::default().with_correlation_id(correlation_id);
+    let result = header
+        .encode(&mut buf, api.response_header_version(version))
+        .and_then(|_| body.encode(&mut buf, version));
+    if let Err(e) = result {
+        tracing::error!(?api, version, error = %e, "cannot encode response");
+        return Outcome::Close;
+    }
+    let size = (buf.len() - 4) as i32;
+    buf[..4].copy_from_slice(&size.to_be_bytes());
+    Outcome::Respond(buf.freeze())
+}
+
+/// Kafka's error code for an error, or 0.
+pub fn code(error: Option<kafka_protocol::error::ResponseError>) -> i16 {
+    error.map_or(0, |e| e.code())
+}

@@ -1,0 +1,197 @@
+//! Produce (v3–v12; v0–v2 advertised but refused). Batches are validated and appended in
+//! request order before the next request is read; `acks=all` then waits for the
+//! group-commit fsync (the high watermark passing the last offset), `acks=1` does not wait,
+//! `acks=0` gets no response.
+
+use super::{close, DispatchError, Outcome, Pending, Reply};
+use crate::state::{now_ms, AdminError, Broker, Topic};
+use bytes::{Bytes, BytesMut};
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, StrBytes};
+use klamm_config::TimestampType;
+use klamm_protocol::batch::{self, ProduceLimits};
+use klamm_protocol::frame::HeaderPeek;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// `(partition response, last offset to wait for)` for one partition.
+type Appended = (
+    PartitionProduceResponse,
+    Option<(Arc<crate::partition::Partition>, i64)>,
+);
+
+pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Reply {
+    let acks = request.acks;
+    let valid_acks = matches!(acks, -1..=1);
+    let mut waits = Vec::new();
+    let mut responses = Vec::with_capacity(request.topic_data.len());
+    for topic_data in request.topic_data {
+        let name = topic_data.name.0.as_str().to_string();
+        let topic = broker.get_or_auto_create(&name);
+        let partitions = topic_data
+            .partition_data
+            .into_iter()
+            .map(|pd| {
+                let (resp, wait) = if valid_acks {
+                    append_one(&topic, pd.index, pd.records, version)
+                } else {
+                    (
+                        error(pd.index, ResponseError::InvalidRequiredAcks, None),
+                        None,
+                    )
+                };
+                waits.extend(wait);
+                resp
+            })
+            .collect();
+        responses.push(
+            TopicProduceResponse::default()
+                .with_name(topic_data.name)
+                .with_partition_responses(partitions),
+        );
+    }
+    let response = ProduceResponse::default().with_responses(responses);
+    if acks == 0 {
+        return Reply::Silent;
+    }
+    if acks == 1 || waits.is_empty() {
+        return Reply::Now(ResponseKind::Produce(response));
+    }
+    let timeout = Duration::from_millis(request.timeout_ms.max(0) as u64);
+    Reply::Later(Box::pin(async move {
+        let durable = async {
+            for (partition, last_offset) in &waits {
+                partition.wait_visible(*last_offset).await;
+            }
+        };
+        let timed_out = tokio::time::timeout(timeout, durable).await.is_err();
+        let mut response = response;
+        if timed_out {
+            mark_timed_out(&mut response, &waits);
+        }
+        ResponseKind::Produce(response)
+    }))
+}
+
+fn append_one(
+    topic: &Result<Arc<Topic>, AdminError>,
+    index: i32,
+    records: Option<Bytes>,
+    version: i16,
+) -> Appended {
+    let topic = match topic {
+        Ok(t) => t,
+        Err(e) => return (error(index, e.error, None), None),
+    };
+    let Some(partition) = topic.partition(index) else {
+        return (
+            error(index, ResponseError::UnknownTopicOrPartition, None),
+            None,
+        );
+    };
+    let records = records.unwrap_or_default();
+    let limits = ProduceLimits {
+        max_batch_bytes: topic.settings.max_message_bytes,
+        produce_version: version,
+    };
+    let batches = match batch::validate_produce(&records, limits) {
+        Ok(b) => b,
+        Err(e) => {
+            tracing::debug!(topic = %topic.name, partition = index, error = %e, "produce refused");
+            return (error(index, e.kafka_error(), Some(e.to_string())), None);
+        }
+    };
+    let log_append_time = topic.settings.message_timestamp_type == TimestampType::LogAppendTime;
+    match partition.append(&records, &batches, now_ms(), log_append_time) {
+        Ok(info) => {
+            let resp = PartitionProduceResponse::default()
+                .with_index(index)
+                .with_base_offset(info.base_offset)
+                .with_log_append_time_ms(info.log_append_time_ms.unwrap_or(-1))
+                .with_log_start_offset(partition.log().log_start_offset());
+            (resp, Some((partition.clone(), info.last_offset)))
+        }
+        Err(e) => {
+            tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
+            (
+                error(index, ResponseError::KafkaStorageError, Some(e.to_string())),
+                None,
+            )
+        }
+    }
+}
+
+fn error(index: i32, error: ResponseError, message: Option<String>) -> PartitionProduceResponse {
+    PartitionProduceResponse::default()
+        .with_index(index)
+        .with_error_code(error.code())
+        .with_base_offset(-1)
+        .with_log_append_time_ms(-1)
+        .with_log_start_offset(-1)
+        .with_error_message(message.map(StrBytes::from_string))
+}
+
+/// After a timeout, partitions not yet durable report REQUEST_TIMED_OUT: the producer
+/// retries, and nothing it was told was stored can be lost.
+fn mark_timed_out(
+    response: &mut ProduceResponse,
+    waits: &[(Arc<crate::partition::Partition>, i64)],
+) {
+    for t in &mut response.responses {
+        for p in &mut t.partition_responses {
+            let pending = waits.iter().any(|(part, last)| {
+                part.topic == t.name.0.as_str()
+                    && part.index == p.index
+                    && part.high_watermark() <= *last
+            });
+            if pending {
+                p.error_code = ResponseError::RequestTimedOut.code();
+            }
+        }
+    }
+}
+
+/// Produce v2 is advertised (older clients stop compressing otherwise) but not served. Its
+/// body is v3's without the leading `transactional_id`, so it is decoded as v3 after a null
+/// id and every partition is answered UNSUPPORTED_VERSION (the v2 and v3 responses share
+/// one wire format).
+pub fn legacy_v2(
+    _broker: &Arc<Broker>,
+    frame: Bytes,
+    peek: HeaderPeek,
+) -> Result<Pending, DispatchError> {
+    let mut buf = frame;
+    decode_request_header_from_buffer(&mut buf)
+        .map_err(|e| close(format!("malformed Produce header: {e}")))?;
+    let mut v3 = BytesMut::with_capacity(buf.len() + 2);
+    v3.extend_from_slice(&(-1i16).to_be_bytes());
+    v3.extend_from_slice(&buf);
+    let request = ProduceRequest::decode(&mut v3.freeze(), 3)
+        .map_err(|e| close(format!("malformed Produce v2: {e}")))?;
+    if request.acks == 0 {
+        return Ok(Box::pin(std::future::ready(Outcome::Silent)));
+    }
+    let responses = request
+        .topic_data
+        .into_iter()
+        .map(|t| {
+            let partitions = t
+                .partition_data
+                .iter()
+                .map(|p| error(p.index, ResponseError::UnsupportedVersion, None))
+                .collect();
+            TopicProduceResponse::default()
+                .with_name(t.name)
+                .with_partition_responses(partitions)
+        })
+        .collect();
+    let body = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
+    Ok(Box::pin(std::future::ready(super::encode(
+        peek.correlation_id,
+        ApiKey::Produce,
+        3,
+        &body,
+    ))))
+}

@@ -1,0 +1,20 @@
+//! The Klamm broker: a tokio application serving the Kafka protocol over segment logs.
+//!
+//! - [`server`]: listeners, connection limits, start-up and clean shutdown.
+//! - [`connection`]: one task pair per client; requests take effect in order, responses go
+//!   out in order, and the in-flight queue is bounded.
+//! - [`handlers`]: one file per Kafka API, routed from the version table.
+//! - [`state`]: the topic table and the persisted metadata image.
+//! - [`partition`]: one writer per partition log, its high watermark, group-commit fsync.
+//!
+//! Architecture invariant: this is the only crate that knows sockets, tasks and time; the
+//! protocol, log and config crates it drives are pure.
+
+pub mod connection;
+pub mod handlers;
+pub mod metadata;
+pub mod partition;
+pub mod server;
+pub mod state;
+
+pub use server::run;

@@ -1,0 +1,213 @@
+//! A partition as the broker sees it: the one writer of its [`PartitionLog`], its high
+//! watermark, and its place in the group-commit flusher.
+//!
+//! The log sits behind a `std::sync::Mutex` that is never held across an `.await`: appends
+//! and reads are short, in-memory-map or page-cache work; the fsync that makes `acks=all`
+//! durable happens in the flusher, outside the lock.
+
+use bytes::Bytes;
+use klamm_config::FlushPolicy;
+use klamm_log::{AppendInfo, LogConfig, LogError, PartitionLog};
+use klamm_protocol::batch::BatchHeader;
+use std::ops::Range;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+use tokio::sync::{mpsc, watch};
+
+/// Single-node leader epoch: there has only ever been one leader.
+pub const LEADER_EPOCH: i32 = 0;
+
+pub struct Partition {
+    pub topic: String,
+    pub index: i32,
+    log: Mutex<PartitionLog>,
+    /// Offsets below this are visible to consumers and acknowledged for `acks=all`: under
+    /// `log.flush.policy=always`, what has been fsync'd; otherwise the log end.
+    high_watermark: watch::Sender<i64>,
+    /// Set when data was appended that the flusher has not yet picked up.
+    dirty: AtomicBool,
+    policy: FlushPolicy,
+    flusher: mpsc::UnboundedSender<Arc<Partition>>,
+    /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches.
+    data_changed: Arc<watch::Sender<u64>>,
+}
+
+/// What a read returned, with the partition's offsets at that moment.
+pub struct ReadResult {
+    pub records: Bytes,
+    pub high_watermark: i64,
+    pub log_start_offset: i64,
+}
+
+impl Partition {
+    pub fn new(
+        topic: &str,
+        index: i32,
+        log: PartitionLog,
+        policy: FlushPolicy,
+        flusher: mpsc::UnboundedSender<Arc<Partition>>,
+        data_changed: Arc<watch::Sender<u64>>,
+    ) -> Arc<Partition> {
+        // Whatever recovery kept is on disk (recovery fsyncs what it scans), so it is visible.
+        let hw = log.log_end_offset();
+        Arc::new(Partition {
+            topic: topic.to_string(),
+            index,
+            log: Mutex::new(log),
+            high_watermark: watch::Sender::new(hw),
+            dirty: AtomicBool::new(false),
+            policy,
+            flusher,
+            data_changed,
+        })
+    }
+
+    /// Locks the log. A poisoned lock means a panic mid-append: the in-memory state may not
+    /// match the files, so keep going only as far as the next restart's recovery would.
+    pub fn log(&self) -> MutexGuard<'_, PartitionLog> {
+        self.log
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Appends validated batches and arranges for them to become visible: immediately, or
+    /// after the next group-commit fsync under `log.flush.policy=always`.
+    pub fn append(
+        self: &Arc<Self>,
+        records: &[u8],
+        batches: &[(BatchHeader, Range<usize>)],
+        now_ms: i64,
+        log_append_time: bool,
+    ) -> std::io::Result<AppendInfo> {
+        let info = self
+            .log()
+            .append(records, batches, now_ms, LEADER_EPOCH, log_append_time)?;
+        match self.policy {
+            FlushPolicy::Always => {
+                if !self.dirty.swap(true, Ordering::AcqRel) {
+                    // The flusher lives as long as the broker; a send error means shutdown.
+                    let _ = self.flusher.send(self.clone());
+                }
+            }
+            FlushPolicy::Interval => {
+                self.dirty.store(true, Ordering::Release);
+                self.advance_high_watermark(info.last_offset + 1);
+            }
+            FlushPolicy::Never => self.advance_high_watermark(info.last_offset + 1),
+        }
+        Ok(info)
+    }
+
+    fn advance_high_watermark(&self, offset: i64) {
+        let moved = self.high_watermark.send_if_modified(|hw| {
+            if offset > *hw {
+                *hw = offset;
+                true
+            } else {
+                false
+            }
+        });
+        if moved {
+            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+        }
+    }
+
+    pub fn high_watermark(&self) -> i64 {
+        *self.high_watermark.borrow()
+    }
+
+    /// Resolves once the high watermark is above `offset` (the record is durable/visible).
+    pub async fn wait_visible(&self, offset: i64) {
+        let mut rx = self.high_watermark.subscribe();
+        // The sender lives in `self`, so the channel cannot close while we wait.
+        let _ = rx.wait_for(|hw| *hw > offset).await;
+    }
+
+    /// Reads whole batches from `from_offset` up to the high watermark.
+    pub fn read(
+        &self,
+        from_offset: i64,
+        max_bytes: u64,
+        at_least_one: bool,
+    ) -> Result<ReadResult, LogError> {
+        let high_watermark = self.high_watermark();
+        let log = self.log();
+        let records = log.read(from_offset, high_watermark, max_bytes, at_least_one)?;
+        Ok(ReadResult {
+            records,
+            high_watermark,
+            log_start_offset: log.log_start_offset(),
+        })
+    }
+
+    /// fsyncs whatever was appended up to now, then publishes it. Runs on a blocking thread.
+    pub fn flush_now(&self) -> std::io::Result<std::time::Duration> {
+        self.dirty.store(false, Ordering::Release);
+        let (file, covered) = self.log().flush_target();
+        let started = Instant::now();
+        file.sync_data()?;
+        self.advance_high_watermark(covered);
+        Ok(started.elapsed())
+    }
+
+    pub fn is_dirty(&self) -> bool {
+        self.dirty.load(Ordering::Acquire)
+    }
+
+    pub fn set_config(&self, config: LogConfig) {
+        self.log().set_config(config);
+    }
+
+    /// Flushes and closes the log for a clean shutdown.
+    pub fn close(&self) -> std::io::Result<()> {
+        self.log().close()
+    }
+}
+
+/// The group-commit flusher: waits for partitions with unflushed appends, fsyncs each one
+/// once for everything that arrived meanwhile, and publishes the new high watermarks.
+/// Appends that land during an fsync re-queue their partition, so they ride the next one.
+pub async fn run_flusher(mut queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
+    while let Some(first) = queue.recv().await {
+        let mut batch = vec![first];
+        while let Ok(more) = queue.try_recv() {
+            batch.push(more);
+        }
+        let flushes = batch.into_iter().map(|p| {
+            tokio::task::spawn_blocking(move || {
+                if let Err(e) = p.flush_now() {
+                    // Not acknowledged, so nothing is lost: the producer times out and retries.
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fsync failed");
+                }
+            })
+        });
+        for f in flushes.collect::<Vec<_>>() {
+            let _ = f.await;
+        }
+    }
+}
+
+/// `log.flush.policy=interval`: fsyncs dirty partitions every `interval`.
+pub async fn run_interval_flusher(
+    partitions: impl Fn() -> Vec<Arc<Partition>> + Send + 'static,
+    interval: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(interval);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let dirty: Vec<_> = partitions().into_iter().filter(|p| p.is_dirty()).collect();
+        if dirty.is_empty() {
+            continue;
+        }
+        let _ = tokio::task::spawn_blocking(move || {
+            for p in dirty {
+                if let Err(e) = p.flush_now() {
+                    tracing::error!(topic = %p.topic, partition = p.index, error = %e, "fsync failed");
+                }
+            }
+        })
+        .await;
+    }
+}

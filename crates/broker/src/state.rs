@@ -1,0 +1,503 @@
+//! The broker's shared state: settings, the topic table, and the persisted metadata image.
+//!
+//! Topics are immutable snapshots (`Arc<Topic>`) swapped in the table on change, so request
+//! handlers read them without holding any lock. Admin changes (create, delete, add
+//! partitions) are serialised by the `image` lock and persisted before they are visible.
+
+use crate::metadata::{self, MetadataImage, MetadataStore, TopicRecord};
+use crate::partition::{self, Partition};
+use kafka_protocol::error::ResponseError;
+use klamm_config::{BrokerSettings, Config, TopicSettings};
+use klamm_log::{LogConfig, PartitionLog};
+use std::collections::BTreeMap;
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+use tokio::sync::{mpsc, watch};
+use uuid::Uuid;
+
+/// Marker written after a clean shutdown; its absence at startup means recovery must scan.
+const CLEAN_SHUTDOWN_MARKER: &str = ".klamm_cleanshutdown";
+/// Kafka's limit on topic name length.
+const TOPIC_NAME_BYTES_MAX: usize = 249;
+/// Partitions one topic may have: each costs three open files and two maps.
+pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+
+pub struct Topic {
+    pub name: String,
+    pub id: Uuid,
+    /// Validated topic-level overrides.
+    pub configs: BTreeMap<String, String>,
+    /// Effective settings: overrides, else broker defaults.
+    pub settings: TopicSettings,
+    pub partitions: Vec<Arc<Partition>>,
+}
+
+impl Topic {
+    pub fn partition(&self, index: i32) -> Option<&Arc<Partition>> {
+        usize::try_from(index)
+            .ok()
+            .and_then(|i| self.partitions.get(i))
+    }
+}
+
+/// A refused admin operation: the Kafka error and a message for the client.
+#[derive(Debug, Clone)]
+pub struct AdminError {
+    pub error: ResponseError,
+    pub message: String,
+}
+
+impl AdminError {
+    pub fn new(error: ResponseError, message: impl Into<String>) -> AdminError {
+        AdminError {
+            error,
+            message: message.into(),
+        }
+    }
+}
+
+pub struct Broker {
+    pub config: Config,
+    pub settings: BrokerSettings,
+    pub cluster_id: String,
+    data_dir: PathBuf,
+    topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    store: MetadataStore,
+    image: Mutex<MetadataImage>,
+    flusher: mpsc::UnboundedSender<Arc<Partition>>,
+    /// Bumped whenever a high watermark moves: long-polling fetches wait on it.
+    pub data_changed: Arc<watch::Sender<u64>>,
+}
+
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub fn log_config(settings: &TopicSettings) -> LogConfig {
+    LogConfig {
+        segment_bytes: settings.segment_bytes,
+        segment_ms: settings.segment_ms,
+        index_interval_bytes: settings.index_interval_bytes,
+        segment_index_bytes: settings.segment_index_bytes,
+    }
+}
+
+/// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
+    let bad = |why: String| Err(AdminError::new(ResponseError::InvalidTopicException, why));
+    if name.is_empty() || name == "." || name == ".." {
+        return bad(format!("topic name {name:?} is illegal"));
+    }
+    if name.len() > TOPIC_NAME_BYTES_MAX {
+        return bad(format!(
+            "topic name is {} characters, the limit is {TOPIC_NAME_BYTES_MAX}",
+            name.len()
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return bad(format!(
+            "topic name {name:?} contains {c:?}; only ASCII alphanumerics, '.', '_' and '-' are legal"
+        ));
+    }
+    Ok(())
+}
+
+impl Broker {
+    /// Opens the data dir: loads metadata, recovers every partition (scanning the last
+    /// segment of each after an unclean shutdown). Returns the broker and the flusher's
+    /// queue, which the caller must drive with [`partition::run_flusher`].
+    pub fn open(
+        config: Config,
+    ) -> anyhow::Result<(Arc<Broker>, mpsc::UnboundedReceiver<Arc<Partition>>)> {
+        let settings = config.broker();
+        let data_dir = settings.log_dirs.clone();
+        fs::create_dir_all(&data_dir)?;
+        let marker = data_dir.join(CLEAN_SHUTDOWN_MARKER);
+        let clean = marker.exists();
+        if clean {
+            fs::remove_file(&marker)?;
+            klamm_log::sync_dir(&data_dir)?;
+        }
+        let store = MetadataStore::new(&data_dir);
+        let image = store.load_or_init(settings.node_id)?;
+        remove_deleted_dirs(&data_dir);
+        let (flusher, queue) = mpsc::unbounded_channel();
+        let broker = Arc::new(Broker {
+            settings,
+            cluster_id: image.cluster_id.clone(),
+            data_dir,
+            topics: RwLock::new(BTreeMap::new()),
+            store,
+            image: Mutex::new(image.clone()),
+            flusher,
+            data_changed: Arc::new(watch::Sender::new(0)),
+            config,
+        });
+        let started = std::time::Instant::now();
+        let mut recovered = 0usize;
+        for record in image.topics.values() {
+            let topic = broker.open_topic(record, clean)?;
+            recovered += topic.partitions.len();
+            broker
+                .write_topics()
+                .insert(topic.name.clone(), Arc::new(topic));
+        }
+        tracing::info!(
+            partitions = recovered,
+            clean_shutdown = clean,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "logs loaded"
+        );
+        Ok((broker, queue))
+    }
+
+    fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn read_topics(&self) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Topic>>> {
+        self.topics.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn lock_image(&self) -> std::sync::MutexGuard<'_, MetadataImage> {
+        self.image.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn partition_dir(&self, topic: &str, index: i32) -> PathBuf {
+        self.data_dir.join(format!("{topic}-{index}"))
+    }
+
+    fn open_partition(
+        &self,
+        topic: &str,
+        id: Uuid,
+        index: i32,
+        config: LogConfig,
+        clean: bool,
+    ) -> anyhow::Result<Arc<Partition>> {
+        let dir = self.partition_dir(topic, index);
+        let log = if dir.exists() {
+            let (log, report) = PartitionLog::open(&dir, config, clean)?;
+            if report.truncated_bytes > 0 {
+                tracing::warn!(
+                    partition = %format!("{topic}-{index}"),
+                    truncated_bytes = report.truncated_bytes,
+                    reason = report.reason.as_deref().unwrap_or(""),
+                    "recovery truncated the log at the first bad batch"
+                );
+            }
+            if !clean {
+                // What recovery kept becomes visible, so make sure it is durable first.
+                log.flush_target().0.sync_data()?;
+            }
+            log
+        } else {
+            let log = PartitionLog::create(&dir, config)?;
+            metadata::write_partition_metadata(&dir, id)?;
+            log
+        };
+        Ok(Partition::new(
+            topic,
+            index,
+            log,
+            self.settings.flush_policy,
+            self.flusher.clone(),
+            self.data_changed.clone(),
+        ))
+    }
+
+    fn open_topic(&self, record: &TopicRecord, clean: bool) -> anyhow::Result<Topic> {
+        let settings = self.config.topic_settings(&record.configs);
+        let log_config = log_config(&settings);
+        let partitions = (0..record.partitions)
+            .map(|i| self.open_partition(&record.name, record.id, i, log_config, clean))
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        Ok(Topic {
+            name: record.name.clone(),
+            id: record.id,
+            configs: record.configs.clone(),
+            settings,
+            partitions,
+        })
+    }
+
+    pub fn topic(&self, name: &str) -> Option<Arc<Topic>> {
+        self.read_topics().get(name).cloned()
+    }
+
+    pub fn topic_by_id(&self, id: Uuid) -> Option<Arc<Topic>> {
+        self.read_topics().values().find(|t| t.id == id).cloned()
+    }
+
+    pub fn topics(&self) -> Vec<Arc<Topic>> {
+        self.read_topics().values().cloned().collect()
+    }
+
+    pub fn all_partitions(&self) -> Vec<Arc<Partition>> {
+        self.read_topics()
+            .values()
+            .flat_map(|t| t.partitions.iter().cloned())
+            .collect()
+    }
+
+    /// Validates a topic creation without performing it: name, partition count,
+    /// replication factor and every config override.
+    pub fn check_new_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, Option<String>)],
+    ) -> Result<(i32, BTreeMap<String, String>), AdminError> {
+        validate_topic_name(name)?;
+        if self.read_topics().contains_key(name) {
+            return Err(AdminError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' already exists."),
+            ));
+        }
+        let partitions = if num_partitions == -1 {
+            self.settings.num_partitions
+        } else {
+            num_partitions
+        };
+        if !(1..=PARTITIONS_PER_TOPIC_MAX).contains(&partitions) {
+            return Err(AdminError::new(
+                ResponseError::InvalidPartitions,
+                format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {num_partitions}."),
+            ));
+        }
+        let replication = if replication_factor == -1 {
+            self.settings.default_replication_factor
+        } else {
+            replication_factor
+        };
+        if replication != 1 {
+            return Err(AdminError::new(
+                ResponseError::InvalidReplicationFactor,
+                format!(
+                    "Replication factor must be 1 on a single broker, got {replication_factor}."
+                ),
+            ));
+        }
+        let mut overrides = BTreeMap::new();
+        for (key, value) in configs {
+            let Some(value) = value else {
+                return Err(AdminError::new(
+                    ResponseError::InvalidConfig,
+                    format!("Null value not supported for topic config {key}"),
+                ));
+            };
+            let normalized = klamm_config::validate_topic_config(key, value)
+                .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+            overrides.insert(key.clone(), normalized);
+        }
+        Ok((partitions, overrides))
+    }
+
+    /// Creates a topic: persists its record, then its partition directories.
+    pub fn create_topic(
+        &self,
+        name: &str,
+        num_partitions: i32,
+        replication_factor: i16,
+        configs: &[(String, Option<String>)],
+    ) -> Result<Arc<Topic>, AdminError> {
+        let mut image = self.lock_image();
+        let (partitions, overrides) =
+            self.check_new_topic(name, num_partitions, replication_factor, configs)?;
+        let record = TopicRecord {
+            name: name.to_string(),
+            id: Uuid::new_v4(),
+            partitions,
+            configs: overrides,
+        };
+        image.topics.insert(name.to_string(), record.clone());
+        let storage_error = |e: &dyn std::fmt::Display| {
+            AdminError::new(ResponseError::KafkaStorageError, e.to_string())
+        };
+        if let Err(e) = self.store.save(&image) {
+            image.topics.remove(name);
+            return Err(storage_error(&e));
+        }
+        let topic = self
+            .open_topic(&record, true)
+            .map_err(|e| storage_error(&e))?;
+        let topic = Arc::new(topic);
+        self.write_topics().insert(name.to_string(), topic.clone());
+        tracing::info!(topic = name, partitions, "topic created");
+        Ok(topic)
+    }
+
+    /// The topic, created with broker defaults if `auto.create.topics.enable` allows.
+    pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, AdminError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        if !self.settings.auto_create_topics_enable {
+            return Err(AdminError::new(
+                ResponseError::UnknownTopicOrPartition,
+                "unknown topic",
+            ));
+        }
+        match self.create_topic(name, -1, -1, &[]) {
+            Ok(t) => Ok(t),
+            // Lost a race with another creator: fine.
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => self.topic(name).ok_or(e),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Deletes a topic: forgets it (persisted), then removes its files in the background.
+    pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
+        if !self.settings.delete_topic_enable {
+            return Err(AdminError::new(
+                ResponseError::TopicDeletionDisabled,
+                "delete.topic.enable is false",
+            ));
+        }
+        let mut image = self.lock_image();
+        let record = image.topics.remove(name).ok_or_else(|| {
+            AdminError::new(ResponseError::UnknownTopicOrPartition, "unknown topic")
+        })?;
+        if let Err(e) = self.store.save(&image) {
+            image.topics.insert(name.to_string(), record);
+            return Err(AdminError::new(
+                ResponseError::KafkaStorageError,
+                e.to_string(),
+            ));
+        }
+        let removed = self.write_topics().remove(name);
+        let mut doomed = Vec::new();
+        for i in 0..record.partitions {
+            let dir = self.partition_dir(name, i);
+            let to = self
+                .data_dir
+                .join(format!("{name}-{i}.{}-delete", record.id.simple()));
+            match fs::rename(&dir, &to) {
+                Ok(()) => doomed.push(to),
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot move deleted partition aside")
+                }
+            }
+        }
+        drop(removed);
+        std::thread::spawn(move || {
+            for dir in doomed {
+                let _ = fs::remove_dir_all(dir);
+            }
+        });
+        tracing::info!(topic = name, "topic deleted");
+        Ok(record.id)
+    }
+
+    /// Grows a topic to `total` partitions.
+    pub fn add_partitions(
+        &self,
+        name: &str,
+        total: i32,
+        validate_only: bool,
+    ) -> Result<(), AdminError> {
+        let mut image = self.lock_image();
+        let current = self.topic(name).ok_or_else(|| {
+            AdminError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )
+        })?;
+        let have = current.partitions.len() as i32;
+        if total <= have {
+            return Err(AdminError::new(
+                ResponseError::InvalidPartitions,
+                format!("Topic currently has {have} partitions, which is higher than or equal to the requested {total}."),
+            ));
+        }
+        if total > PARTITIONS_PER_TOPIC_MAX {
+            return Err(AdminError::new(
+                ResponseError::InvalidPartitions,
+                format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic"),
+            ));
+        }
+        if validate_only {
+            return Ok(());
+        }
+        let storage = |e: &dyn std::fmt::Display| {
+            AdminError::new(ResponseError::KafkaStorageError, e.to_string())
+        };
+        let record = image
+            .topics
+            .get_mut(name)
+            .expect("topic table and image agree");
+        record.partitions = total;
+        self.store.save(&image).map_err(|e| storage(&e))?;
+        let log_config = log_config(&current.settings);
+        let mut partitions = current.partitions.clone();
+        for i in have..total {
+            partitions.push(
+                self.open_partition(name, current.id, i, log_config, true)
+                    .map_err(|e| storage(&e))?,
+            );
+        }
+        let grown = Topic {
+            name: current.name.clone(),
+            id: current.id,
+            configs: current.configs.clone(),
+            settings: current.settings.clone(),
+            partitions,
+        };
+        self.write_topics()
+            .insert(name.to_string(), Arc::new(grown));
+        Ok(())
+    }
+
+    /// Clean shutdown: every log flushed and closed, then the marker that lets the next start
+    /// skip recovery.
+    pub fn shutdown(&self) -> anyhow::Result<()> {
+        let mut failed = false;
+        for p in self.all_partitions() {
+            if let Err(e) = p.close() {
+                failed = true;
+                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
+            }
+        }
+        if !failed {
+            fs::write(self.data_dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
+            klamm_log::sync_dir(&self.data_dir)?;
+        }
+        Ok(())
+    }
+
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
+    }
+}
+
+fn remove_deleted_dirs(data_dir: &Path) {
+    let Ok(entries) = fs::read_dir(data_dir) else {
+        return;
+    };
+    for e in entries.flatten() {
+        if e.file_name().to_string_lossy().ends_with("-delete") {
+            let _ = fs::remove_dir_all(e.path());
+        }
+    }
+}
+
+/// Spawns the flusher matching `log.flush.policy`.
+pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
+    tokio::spawn(partition::run_flusher(queue));
+    if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
+        let b = broker.clone();
+        let interval = std::time::Duration::from_millis(broker.settings.flush_interval_ms.max(1));
+        tokio::spawn(partition::run_interval_flusher(
+            move || b.all_partitions(),
+            interval,
+        ));
+    }
+}

@@ -1,0 +1,170 @@
+//! DescribeConfigs rows, protocol-agnostic: the broker maps them onto the wire.
+
+use std::collections::BTreeMap;
+
+use crate::registry::{broker_def, ConfigType, TopicConfigDef, BROKER_CONFIGS, TOPIC_CONFIGS};
+use crate::settings::validate_topic_config;
+use crate::Config;
+
+/// Where a described value comes from, with Kafka's `config_source` codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigSource {
+    DynamicTopicConfig,
+    DynamicBrokerConfig,
+    DynamicDefaultBrokerConfig,
+    /// File, env, `--set` or a flag: anything fixed at startup.
+    StaticBrokerConfig,
+    DefaultConfig,
+}
+
+impl ConfigSource {
+    pub fn kafka_code(&self) -> i8 {
+        match self {
+            ConfigSource::DynamicTopicConfig => 1,
+            ConfigSource::DynamicBrokerConfig => 2,
+            ConfigSource::DynamicDefaultBrokerConfig => 3,
+            ConfigSource::StaticBrokerConfig => 4,
+            ConfigSource::DefaultConfig => 5,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DescribedConfig {
+    pub name: String,
+    /// `None` for sensitive keys and for keys that are unset.
+    pub value: Option<String>,
+    pub source: ConfigSource,
+    pub read_only: bool,
+    pub sensitive: bool,
+    pub ty: ConfigType,
+    pub doc: &'static str,
+    /// `(name, value, source)` from highest precedence down; the first is the effective one.
+    pub synonyms: Vec<(String, String, ConfigSource)>,
+}
+
+/// Hours and minutes synonyms are converted to the topic's ms; Kafka maps any negative
+/// retention to -1 ("forever").
+fn to_topic_units(synonym: &str, value: &str) -> String {
+    let factor: i64 = if synonym.ends_with(".hours") {
+        3_600_000
+    } else if synonym.ends_with(".minutes") {
+        60_000
+    } else {
+        return value.to_string();
+    };
+    match value.parse::<i64>() {
+        Ok(v) if v < 0 => "-1".to_string(),
+        Ok(v) => v.saturating_mul(factor).to_string(),
+        Err(_) => value.to_string(),
+    }
+}
+
+impl Config {
+    pub fn describe_broker(&self) -> Vec<DescribedConfig> {
+        BROKER_CONFIGS
+            .iter()
+            .map(|def| {
+                let sensitive = def.ty == ConfigType::Password;
+                let mut synonyms = Vec::new();
+                if let Some(setting) = self.set.get(def.name) {
+                    let value = setting.value.clone();
+                    synonyms.push((
+                        def.name.to_string(),
+                        value,
+                        ConfigSource::StaticBrokerConfig,
+                    ));
+                }
+                if !def.default.is_empty() {
+                    let default = def.default.to_string();
+                    synonyms.push((def.name.to_string(), default, ConfigSource::DefaultConfig));
+                }
+                DescribedConfig {
+                    name: def.name.to_string(),
+                    value: self
+                        .get(def.name)
+                        .filter(|_| !sensitive)
+                        .map(str::to_string),
+                    source: synonyms
+                        .first()
+                        .map_or(ConfigSource::DefaultConfig, |s| s.2),
+                    read_only: !def.dynamic,
+                    sensitive,
+                    ty: def.ty,
+                    doc: def.doc,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+
+    pub fn describe_topic(&self, overrides: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
+        TOPIC_CONFIGS
+            .iter()
+            .map(|def| {
+                let synonyms = self.topic_synonyms(def, overrides);
+                let (name, value, source) = &synonyms[0];
+                DescribedConfig {
+                    name: def.name.to_string(),
+                    value: Some(to_topic_units(name, value)),
+                    source: *source,
+                    read_only: false,
+                    sensitive: false,
+                    ty: def.ty,
+                    doc: def.doc,
+                    synonyms,
+                }
+            })
+            .collect()
+    }
+
+    /// The effective value of topic key `key`, in topic units.
+    pub(crate) fn topic_value(&self, key: &str, overrides: &BTreeMap<String, String>) -> String {
+        let def = TOPIC_CONFIGS.iter().find(|d| d.name == key);
+        let def = def.unwrap_or_else(|| panic!("{key} is not in TOPIC_CONFIGS"));
+        let synonyms = self.topic_synonyms(def, overrides);
+        to_topic_units(&synonyms[0].0, &synonyms[0].1)
+    }
+
+    /// Kafka's order: the topic override, each broker synonym set at startup, then the
+    /// default (of the first broker synonym that has one, else the topic's own). Never
+    /// empty, since the default always ends it.
+    fn topic_synonyms(
+        &self,
+        def: &TopicConfigDef,
+        overrides: &BTreeMap<String, String>,
+    ) -> Vec<(String, String, ConfigSource)> {
+        let mut out = Vec::new();
+        let topic_override = overrides
+            .get(def.name)
+            .map(|v| validate_topic_config(def.name, v));
+        if let Some(Ok(value)) = topic_override {
+            out.push((
+                def.name.to_string(),
+                value,
+                ConfigSource::DynamicTopicConfig,
+            ));
+        }
+        for name in def.broker_synonyms {
+            if let Some(setting) = self.set.get(name) {
+                let value = setting.value.clone();
+                out.push((name.to_string(), value, ConfigSource::StaticBrokerConfig));
+            }
+        }
+        let with_default = def
+            .broker_synonyms
+            .iter()
+            .filter_map(|name| broker_def(name));
+        let (name, default) = with_default
+            .filter(|d| !d.default.is_empty())
+            .map(|d| (d.name, d.default))
+            .next()
+            .unwrap_or((def.name, def.default));
+        out.push((
+            name.to_string(),
+            default.to_string(),
+            ConfigSource::DefaultConfig,
+        ));
+        out
+    }
+}

@@ -1,0 +1,333 @@
+//! The one table of config keys. Everything else in the crate (loader, typed views,
+//! DescribeConfigs rows, `print-default`) is driven from these two statics, so adding a
+//! key here is the whole job of adding a key.
+
+/// Kafka's `Long.MAX_VALUE`, which Kafka uses as "never" for many ms/count keys.
+const LONG_MAX: &str = "9223372036854775807";
+
+/// A broker-level key.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ConfigDef {
+    pub name: &'static str,
+    pub ty: ConfigType,
+    /// Default in string form; `""` means unset (Kafka's `null`).
+    pub default: &'static str,
+    pub doc: &'static str,
+    /// The topic-level key this broker key is a synonym (cluster default) of.
+    pub topic_key: Option<&'static str>,
+    /// Whether AlterConfigs may change it at runtime; static keys are read-only.
+    pub dynamic: bool,
+    pub validator: Validator,
+}
+
+/// A topic-level key. Its effective value is the topic override, else the first broker
+/// synonym that is set, else its default.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct TopicConfigDef {
+    pub name: &'static str,
+    /// In Kafka's precedence order: most specific unit first.
+    pub broker_synonyms: &'static [&'static str],
+    pub ty: ConfigType,
+    /// Default in topic units (ms, not hours), used when no broker synonym has one.
+    pub default: &'static str,
+    pub doc: &'static str,
+    pub validator: Validator,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ConfigType {
+    Boolean,
+    String,
+    Int,
+    Short,
+    Long,
+    Double,
+    List,
+    Password,
+}
+
+impl ConfigType {
+    /// The `config_type` code DescribeConfigs (v3+) reports.
+    pub fn kafka_code(&self) -> i8 {
+        match self {
+            ConfigType::Boolean => 1,
+            ConfigType::String => 2,
+            ConfigType::Int => 3,
+            ConfigType::Short => 4,
+            ConfigType::Long => 5,
+            ConfigType::Double => 6,
+            ConfigType::List => 7,
+            ConfigType::Password => 9,
+        }
+    }
+}
+
+/// What a value must look like beyond its type.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Validator {
+    Any,
+    AtLeast(i64),
+    /// Inclusive on both ends.
+    Range {
+        min: i64,
+        max: i64,
+    },
+    /// A double in `[0, 1]`.
+    Fraction,
+    /// One of these (matched case-insensitively, stored in this spelling).
+    OneOf(&'static [&'static str]),
+    /// A non-empty comma-separated list of these.
+    ListOf(&'static [&'static str]),
+    /// `NAME://host:port,...` with unique names.
+    Listeners,
+    /// Like `Listeners`, but empty (derive from listeners) is allowed and wildcard hosts
+    /// are not: clients cannot connect to 0.0.0.0.
+    AdvertisedListeners,
+    /// One directory: Klamm keeps all partitions under a single data dir.
+    Dir,
+}
+
+/// Other spellings accepted on input and rewritten to the registry name. Within one
+/// source the registry name wins, as in Kafka (`log.dirs` overrides `log.dir`).
+pub(crate) const ALIASES: &[(&str, &str)] = &[("log.dir", "log.dirs")];
+
+/// Section titles for `print-default`: each starts at the named key, in registry order.
+pub(crate) const SECTIONS: &[(&str, &str)] = &[
+    ("Node and listeners", "node.id"),
+    ("Storage and durability", "log.dirs"),
+    ("Retention and compaction", "log.retention.ms"),
+    ("Topics and messages", "num.partitions"),
+    ("Connections and requests", "socket.request.max.bytes"),
+    ("Consumer groups", "offsets.topic.num.partitions"),
+    ("Process", "log.format"),
+];
+
+const fn key(
+    name: &'static str,
+    ty: ConfigType,
+    default: &'static str,
+    validator: Validator,
+    doc: &'static str,
+) -> ConfigDef {
+    ConfigDef {
+        name,
+        ty,
+        default,
+        doc,
+        topic_key: None,
+        dynamic: false,
+        validator,
+    }
+}
+
+impl ConfigDef {
+    /// Marks this key as the cluster default of a topic key; those are dynamic in Kafka.
+    const fn topic(self, topic_key: &'static str) -> ConfigDef {
+        ConfigDef {
+            topic_key: Some(topic_key),
+            dynamic: true,
+            ..self
+        }
+    }
+    const fn dynamic(self) -> ConfigDef {
+        ConfigDef {
+            dynamic: true,
+            ..self
+        }
+    }
+}
+
+use ConfigType::{Boolean, Double, Int, List, Long, String as Str};
+use Validator::{AtLeast, Fraction, ListOf, OneOf, Range};
+
+const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
+const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
+const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
+/// Kafka's smallest legal segment: one v0 record's overhead.
+const SEGMENT_BYTES_MIN: i64 = 14;
+
+#[rustfmt::skip] // a table: one entry per key reads better than rustfmt's layout
+pub static BROKER_CONFIGS: &[ConfigDef] = &[
+    key("node.id", Int, "1", AtLeast(0), "This broker's id, reported in Metadata and FindCoordinator responses."),
+    key("listeners", Str, "PLAINTEXT://0.0.0.0:9092", Validator::Listeners,
+        "Comma-separated NAME://host:port addresses to accept Kafka clients on. \
+         IPv6 hosts go in brackets; port 0 picks a free port."),
+    key("advertised.listeners", Str, "", Validator::AdvertisedListeners,
+        "Addresses given to clients in Metadata, matched to listeners by name. Unset (or a \
+         listener missing here) advertises the bound address, with 0.0.0.0 or :: replaced by localhost."),
+    key("log.dirs", Str, "./data", Validator::Dir,
+        "Directory holding all partition logs and broker state. Kafka's log.dir is accepted as an alias."),
+    key("log.flush.policy", Str, "always", OneOf(&["always", "interval", "never"]),
+        "Klamm: when data is fsync'd. always: acks=all is acknowledged only after fsync and \
+         consumers see only fsync'd data. interval: fsync every log.flush.interval.ms in the \
+         background. never: leave it to the OS (development only)."),
+    key("log.flush.interval.ms", Long, "", AtLeast(0),
+        "Fsync period under log.flush.policy=interval (1000 when unset), and default of topic flush.ms.")
+        .topic("flush.ms"),
+    key("log.flush.interval.messages", Long, LONG_MAX, AtLeast(1),
+        "Default of topic flush.messages: messages appended before a forced fsync.")
+        .topic("flush.messages"),
+    key("log.segment.bytes", Int, "1073741824", AtLeast(SEGMENT_BYTES_MIN),
+        "Maximum size of one log segment file before a new one is rolled.")
+        .topic("segment.bytes"),
+    key("log.roll.ms", Long, "", AtLeast(1), "Roll a new segment after this age; overrides log.roll.hours.")
+        .topic("segment.ms"),
+    key("log.roll.hours", Int, "168", AtLeast(1), "Roll a new segment after this many hours.")
+        .topic("segment.ms"),
+    key("log.index.interval.bytes", Int, "4096", AtLeast(0), "Bytes of records between offset index entries.")
+        .topic("index.interval.bytes"),
+    key("log.index.size.max.bytes", Int, "10485760", AtLeast(4),
+        "Maximum size of a segment's offset index; a full index rolls the segment.")
+        .topic("segment.index.bytes"),
+    key("log.segment.delete.delay.ms", Long, "60000", AtLeast(0),
+        "How long a deleted segment's files linger so in-flight reads can finish.")
+        .topic("file.delete.delay.ms"),
+    key("log.retention.ms", Long, "", AtLeast(-1),
+        "Delete segments older than this; -1 keeps them forever. Overrides minutes and hours.")
+        .topic("retention.ms"),
+    key("log.retention.minutes", Int, "", AtLeast(-1), "Retention in minutes; overrides log.retention.hours.")
+        .topic("retention.ms"),
+    key("log.retention.hours", Int, "168", AtLeast(-1), "Retention in hours.").topic("retention.ms"),
+    key("log.retention.bytes", Long, "-1", AtLeast(-1),
+        "Delete the oldest segments while a partition is larger than this; -1 means no size limit.")
+        .topic("retention.bytes"),
+    key("log.retention.check.interval.ms", Long, "300000", AtLeast(1),
+        "How often retention is checked."),
+    key("log.cleanup.policy", List, "delete", ListOf(CLEANUP_POLICIES),
+        "delete: drop old segments by retention. compact: keep the latest record per key.")
+        .topic("cleanup.policy"),
+    key("log.cleaner.delete.retention.ms", Long, "86400000", AtLeast(0),
+        "How long tombstones survive in compacted topics.")
+        .topic("delete.retention.ms"),
+    key("log.cleaner.min.compaction.lag.ms", Long, "0", AtLeast(0),
+        "Minimum age of a record before it may be compacted.")
+        .topic("min.compaction.lag.ms"),
+    key("log.cleaner.max.compaction.lag.ms", Long, LONG_MAX, AtLeast(1),
+        "Maximum age of a record before it must be eligible for compaction.")
+        .topic("max.compaction.lag.ms"),
+    key("log.cleaner.min.cleanable.ratio", Double, "0.5", Fraction,
+        "Minimum dirty/total ratio before a log is compacted.")
+        .topic("min.cleanable.dirty.ratio"),
+    key("num.partitions", Int, "1", AtLeast(1), "Partitions of an auto-created topic."),
+    key("default.replication.factor", Int, "1", Range { min: 1, max: i16::MAX as i64 },
+        "Replication factor of an auto-created topic."),
+    key("auto.create.topics.enable", Boolean, "true", Validator::Any,
+        "Create a topic when a client asks for metadata of or produces to a missing one."),
+    key("delete.topic.enable", Boolean, "true", Validator::Any, "Allow DeleteTopics."),
+    key("min.insync.replicas", Int, "1", AtLeast(1),
+        "Replicas that must have a write before acks=all succeeds.")
+        .topic("min.insync.replicas"),
+    key("compression.type", Str, "producer", OneOf(COMPRESSION_TYPES),
+        "Codec batches are stored with; producer keeps the producer's codec.")
+        .topic("compression.type"),
+    key("message.max.bytes", Int, "1048588", AtLeast(0), "Largest record batch the broker accepts.")
+        .topic("max.message.bytes"),
+    key("log.message.timestamp.type", Str, "CreateTime", OneOf(TIMESTAMP_TYPES),
+        "CreateTime keeps the producer's timestamp; LogAppendTime stamps the broker's clock.")
+        .topic("message.timestamp.type"),
+    key("log.message.timestamp.before.max.ms", Long, LONG_MAX, AtLeast(0),
+        "Reject CreateTime batches whose timestamp is further than this in the past.")
+        .topic("message.timestamp.before.max.ms"),
+    key("log.message.timestamp.after.max.ms", Long, LONG_MAX, AtLeast(0),
+        "Reject CreateTime batches whose timestamp is further than this in the future.")
+        .topic("message.timestamp.after.max.ms"),
+    key("socket.request.max.bytes", Int, "104857600", AtLeast(1),
+        "Largest request frame accepted; larger frames close the connection."),
+    key("connections.max.idle.ms", Long, "600000", AtLeast(0), "Close connections idle for this long."),
+    key("max.connections", Int, "2147483647", AtLeast(0),
+        "Connections accepted in total; more wait in the accept backlog. In a file together with \
+         max.connections.per.ip, one of the two must be quoted.")
+        .dynamic(),
+    key("max.connections.per.ip", Int, "2147483647", AtLeast(0), "Connections accepted from one IP address.")
+        .dynamic(),
+    key("queued.max.requests.per.connection", Int, "128", AtLeast(1),
+        "Klamm: requests in flight on one connection before the broker stops reading from it."),
+    key("offsets.topic.num.partitions", Int, "50", AtLeast(1),
+        "Partitions of __consumer_offsets; fixed once the topic exists."),
+    key("offsets.retention.minutes", Int, "10080", AtLeast(1),
+        "Committed offsets of an empty group are kept this long."),
+    key("group.initial.rebalance.delay.ms", Int, "3000", AtLeast(0),
+        "How long a new group waits for more members before its first rebalance."),
+    key("log.format", Str, "text", OneOf(&["text", "json"]), "Klamm: format of the broker's own log on stderr."),
+    key("shutdown.timeout.ms", Long, "5000", AtLeast(0),
+        "Klamm: on shutdown, how long to drain connections before aborting them."),
+];
+
+const fn topic(
+    name: &'static str,
+    broker_synonyms: &'static [&'static str],
+    ty: ConfigType,
+    default: &'static str,
+    validator: Validator,
+    doc: &'static str,
+) -> TopicConfigDef {
+    TopicConfigDef {
+        name,
+        broker_synonyms,
+        ty,
+        default,
+        doc,
+        validator,
+    }
+}
+
+#[rustfmt::skip]
+pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
+    topic("cleanup.policy", &["log.cleanup.policy"], List, "delete", ListOf(CLEANUP_POLICIES),
+        "delete, compact, or both."),
+    topic("retention.ms", &["log.retention.ms", "log.retention.minutes", "log.retention.hours"], Long,
+        "604800000", AtLeast(-1), "Delete segments older than this; -1 keeps them forever."),
+    topic("retention.bytes", &["log.retention.bytes"], Long, "-1", AtLeast(-1),
+        "Delete old segments while the partition is larger; -1 means no limit."),
+    topic("segment.bytes", &["log.segment.bytes"], Int, "1073741824", AtLeast(SEGMENT_BYTES_MIN),
+        "Maximum segment file size."),
+    topic("segment.ms", &["log.roll.ms", "log.roll.hours"], Long, "604800000", AtLeast(1),
+        "Roll a new segment after this age."),
+    topic("segment.index.bytes", &["log.index.size.max.bytes"], Int, "10485760", AtLeast(4),
+        "Maximum offset index size."),
+    topic("max.message.bytes", &["message.max.bytes"], Int, "1048588", AtLeast(0),
+        "Largest record batch accepted."),
+    topic("message.timestamp.type", &["log.message.timestamp.type"], Str, "CreateTime",
+        OneOf(TIMESTAMP_TYPES), "CreateTime or LogAppendTime."),
+    topic("message.timestamp.before.max.ms", &["log.message.timestamp.before.max.ms"], Long, LONG_MAX,
+        AtLeast(0), "Largest allowed age of a CreateTime timestamp."),
+    topic("message.timestamp.after.max.ms", &["log.message.timestamp.after.max.ms"], Long, LONG_MAX,
+        AtLeast(0), "Largest allowed lead of a CreateTime timestamp."),
+    topic("min.insync.replicas", &["min.insync.replicas"], Int, "1", AtLeast(1),
+        "Replicas needed for acks=all."),
+    topic("compression.type", &["compression.type"], Str, "producer", OneOf(COMPRESSION_TYPES),
+        "Codec batches are stored with."),
+    topic("delete.retention.ms", &["log.cleaner.delete.retention.ms"], Long, "86400000", AtLeast(0),
+        "How long tombstones survive compaction."),
+    topic("min.compaction.lag.ms", &["log.cleaner.min.compaction.lag.ms"], Long, "0", AtLeast(0),
+        "Minimum age before compaction."),
+    topic("max.compaction.lag.ms", &["log.cleaner.max.compaction.lag.ms"], Long, LONG_MAX, AtLeast(1),
+        "Maximum age before compaction."),
+    topic("min.cleanable.dirty.ratio", &["log.cleaner.min.cleanable.ratio"], Double, "0.5", Fraction,
+        "Dirty ratio that triggers compaction."),
+    topic("file.delete.delay.ms", &["log.segment.delete.delay.ms"], Long, "60000", AtLeast(0),
+        "Delay before a deleted segment's files are removed."),
+    topic("index.interval.bytes", &["log.index.interval.bytes"], Int, "4096", AtLeast(0),
+        "Bytes between offset index entries."),
+    topic("flush.ms", &["log.flush.interval.ms"], Long, LONG_MAX, AtLeast(0),
+        "Fsync at least this often."),
+    topic("flush.messages", &["log.flush.interval.messages"], Long, LONG_MAX, AtLeast(1),
+        "Fsync after this many messages."),
+];
+
+pub fn broker_def(name: &str) -> Option<&'static ConfigDef> {
+    BROKER_CONFIGS.iter().find(|d| d.name == name)
+}
+
+pub fn topic_def(name: &str) -> Option<&'static TopicConfigDef> {
+    TOPIC_CONFIGS.iter().find(|d| d.name == name)
+}
+
+/// Registry name for an input key, following [`ALIASES`]; `None` if unknown.
+pub(crate) fn canonical(name: &str) -> Option<&'static ConfigDef> {
+    let name = ALIASES
+        .iter()
+        .find(|(alias, _)| *alias == name)
+        .map_or(name, |(_, to)| to);
+    broker_def(name)
+}

@@ -1,0 +1,304 @@
+//! Typed views for the broker. Values were validated at load, so these never fail; the
+//! field names carry their units.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::registry::topic_def;
+use crate::value::normalize;
+use crate::{Config, ConfigError, Origin};
+
+/// The fsync period under `log.flush.policy = "interval"` when `log.flush.interval.ms` is
+/// unset (Kafka's unset means "never", which would make that policy equal to "never").
+pub const FLUSH_INTERVAL_MS_WHEN_UNSET: u64 = 1000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Listener {
+    /// Upper-cased, e.g. `PLAINTEXT`.
+    pub name: String,
+    /// Without IPv6 brackets; an empty host in the input becomes `0.0.0.0`.
+    pub host: String,
+    /// 0 lets the OS pick; the broker must then advertise the port it actually bound.
+    pub port: u16,
+}
+
+impl Listener {
+    /// Parses `NAME://host:port[,NAME://host:port...]`; `None` if malformed, empty, or a
+    /// name repeats.
+    pub fn parse_list(s: &str) -> Option<Vec<Listener>> {
+        let mut out: Vec<Listener> = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let listener = Listener::parse(part)?;
+            if out.iter().any(|l| l.name == listener.name) {
+                return None;
+            }
+            out.push(listener);
+        }
+        (!out.is_empty()).then_some(out)
+    }
+
+    fn parse(s: &str) -> Option<Listener> {
+        let (name, addr) = s.split_once("://")?;
+        let name_ok =
+            !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+        let (host, port) = match addr.strip_prefix('[') {
+            Some(bracketed) => bracketed.split_once("]:")?,
+            // An unbracketed IPv6 address would make the port ambiguous.
+            None => addr
+                .rsplit_once(':')
+                .filter(|(host, _)| !host.contains(':'))?,
+        };
+        let host_ok = host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || ".-_:".contains(c));
+        let port = port
+            .parse::<u16>()
+            .ok()
+            .filter(|_| !port.starts_with('+'))?;
+        (name_ok && host_ok).then(|| Listener {
+            name: name.to_ascii_uppercase(),
+            host: if host.is_empty() { "0.0.0.0" } else { host }.to_string(),
+            port,
+        })
+    }
+
+    pub(crate) fn is_wildcard(&self) -> bool {
+        self.host == "0.0.0.0" || self.host == "::"
+    }
+
+    /// What clients are told when nothing is configured: a wildcard bind is reachable
+    /// as localhost, anything else as itself.
+    fn derived_advertised(&self) -> Listener {
+        let host = if self.is_wildcard() {
+            "localhost"
+        } else {
+            &self.host
+        };
+        Listener {
+            host: host.to_string(),
+            ..self.clone()
+        }
+    }
+}
+
+impl fmt::Display for Listener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.host.contains(':') {
+            write!(f, "{}://[{}]:{}", self.name, self.host, self.port)
+        } else {
+            write!(f, "{}://{}:{}", self.name, self.host, self.port)
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FlushPolicy {
+    Always,
+    Interval,
+    Never,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TimestampType {
+    CreateTime,
+    LogAppendTime,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BrokerSettings {
+    pub node_id: i32,
+    pub listeners: Vec<Listener>,
+    /// Same length and order as `listeners`: entry i is what clients are told for listener i.
+    pub advertised_listeners: Vec<Listener>,
+    pub log_dirs: PathBuf,
+    pub num_partitions: i32,
+    pub default_replication_factor: i16,
+    pub auto_create_topics_enable: bool,
+    pub delete_topic_enable: bool,
+    pub socket_request_max_bytes: usize,
+    pub flush_policy: FlushPolicy,
+    pub flush_interval_ms: u64,
+    pub connections_max_idle_ms: u64,
+    pub max_connections: usize,
+    pub max_connections_per_ip: usize,
+    pub queued_max_requests_per_connection: usize,
+    pub log_format: LogFormat,
+    pub shutdown_timeout_ms: u64,
+}
+
+/// A topic's effective configuration: override, else broker synonym, else default.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicSettings {
+    pub cleanup_policy_compact: bool,
+    pub cleanup_policy_delete: bool,
+    /// -1: keep forever.
+    pub retention_ms: i64,
+    /// -1: no size limit.
+    pub retention_bytes: i64,
+    pub segment_bytes: u64,
+    pub segment_ms: u64,
+    pub segment_index_bytes: u64,
+    pub max_message_bytes: usize,
+    pub message_timestamp_type: TimestampType,
+    pub message_timestamp_before_max_ms: i64,
+    pub message_timestamp_after_max_ms: i64,
+    pub index_interval_bytes: u64,
+    pub min_insync_replicas: i32,
+    pub compression_type: String,
+    pub delete_retention_ms: u64,
+    pub min_compaction_lag_ms: u64,
+    pub max_compaction_lag_ms: u64,
+    pub min_cleanable_dirty_ratio: f64,
+    pub file_delete_delay_ms: u64,
+    pub flush_ms: u64,
+    pub flush_messages: u64,
+}
+
+/// Checks a topic-level value (CreateTopics, AlterConfigs) and returns its normalized form,
+/// which is what should be stored.
+pub fn validate_topic_config(key: &str, value: &str) -> Result<String, ConfigError> {
+    let def = topic_def(key).ok_or_else(|| ConfigError::UnknownTopicConfig { key: key.into() })?;
+    normalize(def.name, def.ty, def.validator, value).map_err(|expected| ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        origin: Origin::TopicConfig,
+        expected,
+    })
+}
+
+/// Parses a value that passed validation, so failure is a bug in this crate.
+fn validated<T: FromStr>(key: &str, value: &str) -> T {
+    value
+        .parse()
+        .unwrap_or_else(|_| panic!("{key} = {value:?} bypassed validation"))
+}
+
+impl Config {
+    pub fn broker(&self) -> BrokerSettings {
+        let advertised = self.advertised_listeners();
+        BrokerSettings {
+            node_id: self.typed("node.id"),
+            listeners: self.listeners(),
+            advertised_listeners: advertised.expect("advertised.listeners is checked at load"),
+            log_dirs: self.typed("log.dirs"),
+            num_partitions: self.typed("num.partitions"),
+            default_replication_factor: self.typed("default.replication.factor"),
+            auto_create_topics_enable: self.typed("auto.create.topics.enable"),
+            delete_topic_enable: self.typed("delete.topic.enable"),
+            socket_request_max_bytes: self.typed("socket.request.max.bytes"),
+            flush_policy: match self.get("log.flush.policy") {
+                Some("interval") => FlushPolicy::Interval,
+                Some("never") => FlushPolicy::Never,
+                _ => FlushPolicy::Always,
+            },
+            flush_interval_ms: self
+                .get("log.flush.interval.ms")
+                .map_or(FLUSH_INTERVAL_MS_WHEN_UNSET, |v| {
+                    validated("log.flush.interval.ms", v)
+                }),
+            connections_max_idle_ms: self.typed("connections.max.idle.ms"),
+            max_connections: self.typed("max.connections"),
+            max_connections_per_ip: self.typed("max.connections.per.ip"),
+            queued_max_requests_per_connection: self.typed("queued.max.requests.per.connection"),
+            log_format: match self.get("log.format") {
+                Some("json") => LogFormat::Json,
+                _ => LogFormat::Text,
+            },
+            shutdown_timeout_ms: self.typed("shutdown.timeout.ms"),
+        }
+    }
+
+    /// `overrides` are the topic's stored configs; one that fails validation anyway (say,
+    /// from an older version) is ignored rather than trusted.
+    pub fn topic_settings(&self, overrides: &BTreeMap<String, String>) -> TopicSettings {
+        let t = TopicView {
+            config: self,
+            overrides,
+        };
+        let policy: String = t.get("cleanup.policy");
+        TopicSettings {
+            cleanup_policy_compact: policy.split(',').any(|p| p == "compact"),
+            cleanup_policy_delete: policy.split(',').any(|p| p == "delete"),
+            retention_ms: t.get("retention.ms"),
+            retention_bytes: t.get("retention.bytes"),
+            segment_bytes: t.get("segment.bytes"),
+            segment_ms: t.get("segment.ms"),
+            segment_index_bytes: t.get("segment.index.bytes"),
+            max_message_bytes: t.get("max.message.bytes"),
+            message_timestamp_type: match t.get::<String>("message.timestamp.type").as_str() {
+                "LogAppendTime" => TimestampType::LogAppendTime,
+                _ => TimestampType::CreateTime,
+            },
+            message_timestamp_before_max_ms: t.get("message.timestamp.before.max.ms"),
+            message_timestamp_after_max_ms: t.get("message.timestamp.after.max.ms"),
+            index_interval_bytes: t.get("index.interval.bytes"),
+            min_insync_replicas: t.get("min.insync.replicas"),
+            compression_type: t.get("compression.type"),
+            delete_retention_ms: t.get("delete.retention.ms"),
+            min_compaction_lag_ms: t.get("min.compaction.lag.ms"),
+            max_compaction_lag_ms: t.get("max.compaction.lag.ms"),
+            min_cleanable_dirty_ratio: t.get("min.cleanable.dirty.ratio"),
+            file_delete_delay_ms: t.get("file.delete.delay.ms"),
+            flush_ms: t.get("flush.ms"),
+            flush_messages: t.get("flush.messages"),
+        }
+    }
+
+    /// A broker key with a default, parsed into its typed form.
+    fn typed<T: FromStr>(&self, key: &str) -> T {
+        validated(key, self.get(key).unwrap_or_default())
+    }
+
+    fn listeners(&self) -> Vec<Listener> {
+        Listener::parse_list(self.get("listeners").unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// One advertised listener per listener, by name: the configured one, else derived.
+    pub(crate) fn advertised_listeners(&self) -> Result<Vec<Listener>, ConfigError> {
+        let listeners = self.listeners();
+        let raw = self.get("advertised.listeners").unwrap_or_default();
+        let explicit = Listener::parse_list(raw).unwrap_or_default();
+        if explicit
+            .iter()
+            .any(|a| !listeners.iter().any(|l| l.name == a.name))
+        {
+            let names: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+            return Err(ConfigError::Invalid {
+                key: "advertised.listeners".into(),
+                value: raw.into(),
+                origin: self.origin("advertised.listeners"),
+                expected: format!(
+                    "only listener names defined in listeners ({})",
+                    names.join(", ")
+                ),
+            });
+        }
+        let advertised = listeners.iter().map(|l| {
+            let configured = explicit.iter().find(|a| a.name == l.name);
+            configured
+                .cloned()
+                .unwrap_or_else(|| l.derived_advertised())
+        });
+        Ok(advertised.collect())
+    }
+}
+
+/// One topic's effective values, parsed.
+struct TopicView<'a> {
+    config: &'a Config,
+    overrides: &'a BTreeMap<String, String>,
+}
+
+impl TopicView<'_> {
+    fn get<T: FromStr>(&self, key: &str) -> T {
+        validated(key, &self.config.topic_value(key, self.overrides))
+    }
+}

@@ -1,0 +1,207 @@
+//! `klamm`: the broker (`klamm serve`) and its operator subcommands, in one binary.
+
+use clap::{Args, Parser, Subcommand};
+use klamm_config::{Config, LoadOptions, LogFormat};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for a configuration error, before anything is opened.
+const EXIT_CONFIG: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "klamm",
+    version,
+    about = "Kafka-wire-compatible message broker",
+    propagate_version = true
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the broker.
+    Serve(ServeArgs),
+    /// Inspect and check configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    config: ConfigArgs,
+}
+
+/// Where configuration comes from. Precedence: defaults < file < KLAMM_* env < --set < the
+/// dedicated flags.
+#[derive(Args, Clone)]
+struct ConfigArgs {
+    /// TOML config file with Kafka key names (see config/klamm.toml).
+    #[arg(long, short = 'c', env = "KLAMM_CONFIG")]
+    config: Option<PathBuf>,
+    /// Data directory (log.dirs).
+    #[arg(long)]
+    data_dir: Option<String>,
+    /// Listeners, e.g. PLAINTEXT://0.0.0.0:9092 (listeners).
+    #[arg(long)]
+    listeners: Option<String>,
+    /// Addresses given to clients, e.g. PLAINTEXT://localhost:9092 (advertised.listeners).
+    #[arg(long)]
+    advertised_listeners: Option<String>,
+    /// This broker's id (node.id).
+    #[arg(long)]
+    node_id: Option<String>,
+    /// Any config key, as key=value; repeatable.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    sets: Vec<String>,
+    /// Treat unknown config keys as errors instead of warnings.
+    #[arg(long)]
+    strict: bool,
+}
+
+#[derive(Subcommand)]
+enum ConfigCommand {
+    /// Print every key with its default and documentation, as TOML.
+    PrintDefault,
+    /// Check a config file; exit 2 with the reason if it is invalid.
+    Validate { file: PathBuf },
+    /// Print the effective configuration and where each value came from.
+    Show {
+        #[command(flatten)]
+        config: ConfigArgs,
+        /// Effective values (the only mode so far; accepted for rpk-style muscle memory).
+        #[arg(long)]
+        effective: bool,
+    },
+}
+
+impl ConfigArgs {
+    fn load(&self) -> Result<(Config, Vec<String>), klamm_config::ConfigError> {
+        let mut flags = Vec::new();
+        let mut flag = |key: &str, value: &Option<String>| {
+            if let Some(v) = value {
+                flags.push((key.to_string(), v.clone()));
+            }
+        };
+        flag("log.dirs", &self.data_dir);
+        flag("listeners", &self.listeners);
+        flag("advertised.listeners", &self.advertised_listeners);
+        flag("node.id", &self.node_id);
+        Config::load(&LoadOptions {
+            file: self.config.clone(),
+            env: std::env::vars().collect(),
+            sets: self.sets.clone(),
+            flags,
+            strict: self.strict,
+        })
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Serve(args) => serve(args),
+        Command::Config(cmd) => config_command(cmd),
+    }
+}
+
+fn config_error(e: impl std::fmt::Display) -> ExitCode {
+    eprintln!("klamm: {e}");
+    ExitCode::from(EXIT_CONFIG)
+}
+
+fn config_command(cmd: ConfigCommand) -> ExitCode {
+    match cmd {
+        ConfigCommand::PrintDefault => {
+            print!("{}", klamm_config::print_default());
+            ExitCode::SUCCESS
+        }
+        ConfigCommand::Validate { file } => {
+            let opts = LoadOptions {
+                file: Some(file.clone()),
+                ..LoadOptions::default()
+            };
+            match Config::load(&opts) {
+                Ok((_, warnings)) => {
+                    for w in warnings {
+                        eprintln!("warning: {w}");
+                    }
+                    println!("{}: valid", file.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => config_error(e),
+            }
+        }
+        ConfigCommand::Show { config, .. } => match config.load() {
+            Ok((cfg, _)) => {
+                for line in cfg.summary() {
+                    println!("{line}");
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => config_error(e),
+        },
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()));
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let (config, warnings) = match args.config.load() {
+        Ok(loaded) => loaded,
+        Err(e) => return config_error(e),
+    };
+    init_logging(config.broker().log_format);
+    for w in warnings {
+        tracing::warn!("{w}");
+    }
+    for line in config.summary() {
+        tracing::debug!("config: {line}");
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("klamm: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(klamm_broker::run(config, shutdown_signal()));
+    // Connection tasks were aborted; do not wait for stragglers such as blocking fsyncs.
+    runtime.shutdown_timeout(std::time::Duration::from_millis(500));
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("klamm: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Resolves on SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("install SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("install SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {},
+        _ = int.recv() => {},
+    }
+}
