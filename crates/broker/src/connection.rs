@@ -35,8 +35,8 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
     let write_task = tokio::spawn(async move {
         while let Some(pending) = rx.recv().await {
             match pending.await {
-                Outcome::Respond(response) => {
-                    if writer.write_all(&response).await.is_err() {
+                Outcome::Respond(chunks) => {
+                    if write_chunks(&mut writer, chunks).await.is_err() {
                         return;
                     }
                 }
@@ -84,4 +84,37 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
     // Let queued responses go out (the writer ends when the queue is drained and closed).
     drop(tx);
     let _ = write_task.await;
+}
+
+/// Writes every chunk with vectored writes, so a header and the record bytes it frames go
+/// out in as few syscalls as the socket allows.
+async fn write_chunks(
+    writer: &mut tokio::net::tcp::OwnedWriteHalf,
+    mut chunks: Vec<bytes::Bytes>,
+) -> std::io::Result<()> {
+    use bytes::Buf;
+    let mut first = 0;
+    while first < chunks.len() {
+        let slices: Vec<std::io::IoSlice<'_>> = chunks[first..]
+            .iter()
+            .map(|c| std::io::IoSlice::new(c))
+            .collect();
+        let mut written = writer.write_vectored(&slices).await?;
+        if written == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        while written > 0 {
+            let c = &mut chunks[first];
+            let n = written.min(c.len());
+            c.advance(n);
+            written -= n;
+            if c.is_empty() {
+                first += 1;
+            }
+        }
+        while first < chunks.len() && chunks[first].is_empty() {
+            first += 1;
+        }
+    }
+    Ok(())
 }

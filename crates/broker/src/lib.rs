@@ -14,6 +14,7 @@ pub mod connection;
 pub mod handlers;
 pub mod metadata;
 pub mod partition;
+pub mod response;
 pub mod server;
 pub mod state;
 

@@ -20,9 +20,9 @@ mod produce;
 
 use crate::connection::ConnectionInfo;
 use crate::state::Broker;
-use bytes::{Buf, BufMut, Bytes, BytesMut};
-use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseHeader, ResponseKind};
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Encodable};
+use bytes::{Buf, Bytes};
+use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
+use kafka_protocol::protocol::decode_request_header_from_buffer;
 use klamm_protocol::frame::{self, HeaderPeek};
 use klamm_protocol::versions;
 use std::future::Future;
@@ -41,7 +41,8 @@ pub enum Reply {
 
 /// What the connection writer gets for each request, in order.
 pub enum Outcome {
-    Respond(Bytes),
+    /// The framed response as chunks (record bytes may be passed through uncopied).
+    Respond(Vec<Bytes>),
     Silent,
     /// Encoding failed (a bug): close rather than leave the client waiting.
     Close,
@@ -149,22 +150,23 @@ fn finish(reply: Reply, peek: HeaderPeek, api: ApiKey) -> Pending {
     }
 }
 
-/// Frames a response: size, header (in the version the API prescribes — always v0 for
-/// ApiVersions), body.
+/// Frames a response (see [`crate::response`]), passing fetched record bytes through.
 pub fn encode(correlation_id: i32, api: ApiKey, version: i16, body: &ResponseKind) -> Outcome {
-    let mut buf = BytesMut::with_capacity(256);
-    buf.put_i32(0);
-    let header = ResponseHeader::default().with_correlation_id(correlation_id);
-    let result = header
-        .encode(&mut buf, api.response_header_version(version))
-        .and_then(|_| body.encode(&mut buf, version));
-    if let Err(e) = result {
-        tracing::error!(?api, version, error = %e, "cannot encode response");
-        return Outcome::Close;
+    let records = match body {
+        ResponseKind::Fetch(f) => f
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().filter_map(|p| p.records.clone()))
+            .collect(),
+        _ => Vec::new(),
+    };
+    match crate::response::encode(correlation_id, api, version, body, records) {
+        Ok(chunks) => Outcome::Respond(chunks),
+        Err(e) => {
+            tracing::error!(?api, version, error = %e, "cannot encode response");
+            Outcome::Close
+        }
     }
-    let size = (buf.len() - 4) as i32;
-    buf[..4].copy_from_slice(&size.to_be_bytes());
-    Outcome::Respond(buf.freeze())
 }
 
 /// Kafka's error code for an error, or 0.
