@@ -10,6 +10,7 @@
 //! Architecture invariant: this is the only crate that knows sockets, tasks and time; the
 //! protocol, log and config crates it drives are pure.
 
+pub mod alloc;
 pub mod connection;
 pub mod handlers;
 pub mod metadata;

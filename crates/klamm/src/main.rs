@@ -5,6 +5,11 @@ use klamm_config::{Config, LoadOptions, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
+/// Large allocations are reserved lazily so a hostile array count cannot abort the process
+/// (see `klamm_broker::alloc`).
+#[global_allocator]
+static ALLOCATOR: klamm_broker::alloc::GuardedAlloc = klamm_broker::alloc::GuardedAlloc;
+
 /// Exit code for a configuration error, before anything is opened.
 const EXIT_CONFIG: u8 = 2;
 
