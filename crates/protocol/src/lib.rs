@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod errors;
 pub mod frame;
+pub mod legacy;
 pub mod versions;
 
 pub use kafka_protocol;

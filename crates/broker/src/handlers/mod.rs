@@ -75,8 +75,8 @@ pub fn dispatch(
         let body = ResponseKind::ApiVersions(versions::api_versions_response(35));
         return Ok(ready(encode(peek.correlation_id, api, 0, &body)));
     }
-    if api == ApiKey::Produce && peek.api_version == 2 {
-        return produce::legacy_v2(broker, frame, peek);
+    if api == ApiKey::Produce && (0..=2).contains(&peek.api_version) {
+        return produce::legacy(frame, peek);
     }
     if !versions::is_served(peek.api_key, peek.api_version) {
         return Err(close(format!(

@@ -8,7 +8,7 @@ use crate::state::{now_ms, AdminError, Broker, Topic};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
-use kafka_protocol::messages::{ApiKey, ProduceRequest, ProduceResponse, ResponseKind};
+use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, StrBytes};
 use klamm_config::TimestampType;
 use klamm_protocol::batch::{self, ProduceLimits};
@@ -153,45 +153,30 @@ fn mark_timed_out(
     }
 }
 
-/// Produce v2 is advertised (older clients stop compressing otherwise) but not served. Its
-/// body is v3's without the leading `transactional_id`, so it is decoded as v3 after a null
-/// id and every partition is answered UNSUPPORTED_VERSION (the v2 and v3 responses share
-/// one wire format).
-pub fn legacy_v2(
-    _broker: &Arc<Broker>,
-    frame: Bytes,
-    peek: HeaderPeek,
-) -> Result<Pending, DispatchError> {
+/// Produce v0–v2 are advertised (older clients stop compressing otherwise) but not
+/// served. Their bodies are v3's without the leading `transactional_id`, so they are decoded
+/// as v3 after a null id, and every partition is answered UNSUPPORTED_VERSION.
+pub fn legacy(frame: Bytes, peek: HeaderPeek) -> Result<Pending, DispatchError> {
     let mut buf = frame;
-    decode_request_header_from_buffer(&mut buf)
-        .map_err(|e| close(format!("malformed Produce header: {e}")))?;
+    decode_request_header_from_buffer(&mut buf).map_err(|e| close(format!("malformed Produce header: {e}")))?;
     let mut v3 = BytesMut::with_capacity(buf.len() + 2);
     v3.extend_from_slice(&(-1i16).to_be_bytes());
     v3.extend_from_slice(&buf);
     let request = ProduceRequest::decode(&mut v3.freeze(), 3)
-        .map_err(|e| close(format!("malformed Produce v2: {e}")))?;
+        .map_err(|e| close(format!("malformed Produce v{}: {e}", peek.api_version)))?;
     if request.acks == 0 {
         return Ok(Box::pin(std::future::ready(Outcome::Silent)));
     }
-    let responses = request
+    let topics: Vec<(String, Vec<i32>)> = request
         .topic_data
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partition_data
-                .iter()
-                .map(|p| error(p.index, ResponseError::UnsupportedVersion, None))
-                .collect();
-            TopicProduceResponse::default()
-                .with_name(t.name)
-                .with_partition_responses(partitions)
-        })
+        .iter()
+        .map(|t| (t.name.0.as_str().to_string(), t.partition_data.iter().map(|p| p.index).collect()))
         .collect();
-    let body = ResponseKind::Produce(ProduceResponse::default().with_responses(responses));
-    Ok(Box::pin(std::future::ready(super::encode(
+    let response = klamm_protocol::legacy::produce_error_response(
+        peek.api_version,
         peek.correlation_id,
-        ApiKey::Produce,
-        3,
-        &body,
-    ))))
+        &topics,
+        ResponseError::UnsupportedVersion.code(),
+    );
+    Ok(Box::pin(std::future::ready(Outcome::Respond(vec![response]))))
 }
