@@ -357,7 +357,8 @@ impl Segment {
             let batch_end = pos + header.total_bytes();
             let start = *first.get_or_insert(pos);
             let fits = (batch_end - start) as u64 <= max_bytes;
-            if !fits && !(at_least_one && end == 0) {
+            let first_batch_forced = at_least_one && end == 0;
+            if !(fits || first_batch_forced) {
                 break;
             }
             end = batch_end;

@@ -158,7 +158,8 @@ fn mark_timed_out(
 /// as v3 after a null id, and every partition is answered UNSUPPORTED_VERSION.
 pub fn legacy(frame: Bytes, peek: HeaderPeek) -> Result<Pending, DispatchError> {
     let mut buf = frame;
-    decode_request_header_from_buffer(&mut buf).map_err(|e| close(format!("malformed Produce header: {e}")))?;
+    decode_request_header_from_buffer(&mut buf)
+        .map_err(|e| close(format!("malformed Produce header: {e}")))?;
     let mut v3 = BytesMut::with_capacity(buf.len() + 2);
     v3.extend_from_slice(&(-1i16).to_be_bytes());
     v3.extend_from_slice(&buf);
@@ -170,7 +171,12 @@ pub fn legacy(frame: Bytes, peek: HeaderPeek) -> Result<Pending, DispatchError> 
     let topics: Vec<(String, Vec<i32>)> = request
         .topic_data
         .iter()
-        .map(|t| (t.name.0.as_str().to_string(), t.partition_data.iter().map(|p| p.index).collect()))
+        .map(|t| {
+            (
+                t.name.0.as_str().to_string(),
+                t.partition_data.iter().map(|p| p.index).collect(),
+            )
+        })
         .collect();
     let response = klamm_protocol::legacy::produce_error_response(
         peek.api_version,
@@ -178,5 +184,7 @@ pub fn legacy(frame: Bytes, peek: HeaderPeek) -> Result<Pending, DispatchError> 
         &topics,
         ResponseError::UnsupportedVersion.code(),
     );
-    Ok(Box::pin(std::future::ready(Outcome::Respond(vec![response]))))
+    Ok(Box::pin(std::future::ready(Outcome::Respond(vec![
+        response,
+    ]))))
 }
