@@ -8,7 +8,12 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 /// A framed Produce v0–v2 response answering every partition with `error_code`.
 /// `topics` is `(name, partition indexes)` in request order.
-pub fn produce_error_response(version: i16, correlation_id: i32, topics: &[(String, Vec<i32>)], error_code: i16) -> Bytes {
+pub fn produce_error_response(
+    version: i16,
+    correlation_id: i32,
+    topics: &[(String, Vec<i32>)],
+    error_code: i16,
+) -> Bytes {
     let mut b = BytesMut::with_capacity(64);
     b.put_i32(0);
     b.put_i32(correlation_id);

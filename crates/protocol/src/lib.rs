@@ -14,6 +14,7 @@
 pub mod batch;
 pub mod errors;
 pub mod frame;
+pub mod group_records;
 pub mod legacy;
 pub mod versions;
 

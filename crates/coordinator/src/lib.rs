@@ -1,0 +1,417 @@
+//! Consumer-group coordination as a pure state machine.
+//!
+//! Every call takes the request and `now_ms` and returns its answer plus [`Effects`]: the
+//! `__consumer_offsets` records to append, and join/sync answers owed to members whose
+//! requests are parked (a JoinGroup waits for the rebalance to complete, a SyncGroup for the
+//! leader's assignment). [`Coordinator::tick`] advances timers (session timeouts, join
+//! deadlines, the initial rebalance delay, offset expiry); [`Coordinator::replay`] rebuilds
+//! state from the records at start-up.
+//!
+//! Architecture invariant: no I/O, no clock, no tasks. The broker's driver owns the sockets,
+//! the timers' ticking and the appends; this crate only decides.
+
+mod group;
+mod offsets;
+
+pub use group::{
+    GroupDescription, GroupState, JoinOutcome, JoinRequest, MemberDescription, SyncOutcome,
+    SyncRequest,
+};
+pub use offsets::{CommitRequest, CommittedOffset};
+
+use bytes::Bytes;
+use group::Group;
+use klamm_protocol::group_records::{GroupKey, GroupValue, OffsetValue};
+use std::collections::BTreeMap;
+
+/// Kafka error codes this crate answers with.
+pub mod errors {
+    pub const NONE: i16 = 0;
+    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
+    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
+    pub const ILLEGAL_GENERATION: i16 = 22;
+    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
+    pub const INVALID_GROUP_ID: i16 = 24;
+    pub const UNKNOWN_MEMBER_ID: i16 = 25;
+    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
+    pub const REBALANCE_IN_PROGRESS: i16 = 27;
+    pub const NON_EMPTY_GROUP: i16 = 68;
+    pub const GROUP_ID_NOT_FOUND: i16 = 69;
+    pub const MEMBER_ID_REQUIRED: i16 = 79;
+    pub const FENCED_INSTANCE_ID: i16 = 82;
+    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
+    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
+    pub const INVALID_REQUEST: i16 = 42;
+}
+
+/// Limits and timings, from the broker's config (Kafka's names in the comments).
+#[derive(Debug, Clone)]
+pub struct GroupConfig {
+    /// `group.min.session.timeout.ms`
+    pub min_session_timeout_ms: i32,
+    /// `group.max.session.timeout.ms`
+    pub max_session_timeout_ms: i32,
+    /// `group.initial.rebalance.delay.ms`: a new group waits this long for more members.
+    pub initial_rebalance_delay_ms: i64,
+    /// `group.max.size`: members per group.
+    pub max_group_size: usize,
+    /// `offsets.retention.minutes` in ms: offsets of an empty group live this long.
+    pub offsets_retention_ms: i64,
+    /// `offset.metadata.max.bytes`: the metadata string of one committed offset.
+    pub offset_metadata_max_bytes: usize,
+    /// Protocol metadata (subscriptions) a member may send, all protocols together; and the
+    /// assignment the leader may give one member. Bounds the memory a group holds.
+    pub member_metadata_max_bytes: usize,
+}
+
+impl Default for GroupConfig {
+    fn default() -> Self {
+        GroupConfig {
+            min_session_timeout_ms: 6_000,
+            max_session_timeout_ms: 1_800_000,
+            initial_rebalance_delay_ms: 3_000,
+            max_group_size: 1_000,
+            offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offset_metadata_max_bytes: 4096,
+            member_metadata_max_bytes: 1 << 20,
+        }
+    }
+}
+
+/// A `__consumer_offsets` record: key, value (None = tombstone), and the group it belongs
+/// to (which decides its partition).
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupRecord {
+    pub group: String,
+    pub key: Bytes,
+    pub value: Option<Bytes>,
+}
+
+/// What a call asks the driver to do.
+#[derive(Debug, Default)]
+pub struct Effects {
+    pub records: Vec<GroupRecord>,
+    /// Answers for parked JoinGroup requests: `(group, member_id, answer)`.
+    pub joins: Vec<(String, String, JoinOutcome)>,
+    /// Answers for parked SyncGroup requests.
+    pub syncs: Vec<(String, String, SyncOutcome)>,
+}
+
+impl Effects {
+    fn merge(&mut self, other: Effects) {
+        self.records.extend(other.records);
+        self.joins.extend(other.joins);
+        self.syncs.extend(other.syncs);
+    }
+}
+
+/// The answer to a JoinGroup or SyncGroup: now, or once the rebalance gets there (the
+/// driver parks the request under `(group, member_id)`).
+#[derive(Debug)]
+pub enum Answer<T> {
+    Now(T),
+    Parked { member_id: String },
+}
+
+pub struct Coordinator {
+    config: GroupConfig,
+    groups: BTreeMap<String, Group>,
+    offsets: offsets::OffsetStore,
+    /// Makes member ids unique within this coordinator's life.
+    member_counter: u64,
+}
+
+impl Coordinator {
+    pub fn new(config: GroupConfig) -> Coordinator {
+        Coordinator {
+            config,
+            groups: BTreeMap::new(),
+            offsets: offsets::OffsetStore::default(),
+            member_counter: 0,
+        }
+    }
+
+    pub fn config(&self) -> &GroupConfig {
+        &self.config
+    }
+
+    fn next_member_id(
+        &mut self,
+        client_id: &str,
+        instance_id: Option<&str>,
+        now_ms: i64,
+    ) -> String {
+        self.member_counter += 1;
+        let prefix = instance_id.unwrap_or(client_id);
+        format!("{prefix}-{now_ms:x}-{:x}", self.member_counter)
+    }
+
+    pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> (Answer<JoinOutcome>, Effects) {
+        if req.group_id.is_empty() {
+            return (
+                Answer::Now(JoinOutcome::error(errors::INVALID_GROUP_ID, &req.member_id)),
+                Effects::default(),
+            );
+        }
+        if req.session_timeout_ms < self.config.min_session_timeout_ms
+            || req.session_timeout_ms > self.config.max_session_timeout_ms
+        {
+            return (
+                Answer::Now(JoinOutcome::error(
+                    errors::INVALID_SESSION_TIMEOUT,
+                    &req.member_id,
+                )),
+                Effects::default(),
+            );
+        }
+        let metadata_bytes: usize = req.protocols.iter().map(|(n, m)| n.len() + m.len()).sum();
+        if metadata_bytes > self.config.member_metadata_max_bytes || req.protocols.is_empty() {
+            return (
+                Answer::Now(JoinOutcome::error(
+                    errors::INCONSISTENT_GROUP_PROTOCOL,
+                    &req.member_id,
+                )),
+                Effects::default(),
+            );
+        }
+        let new_id = if req.member_id.is_empty() {
+            Some(self.next_member_id(&req.client_id, req.group_instance_id.as_deref(), now_ms))
+        } else {
+            None
+        };
+        let config = self.config.clone();
+        let group = self
+            .groups
+            .entry(req.group_id.clone())
+            .or_insert_with(|| Group::new(&req.group_id, now_ms));
+        group.join(req, new_id, &config, now_ms)
+    }
+
+    pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> (Answer<SyncOutcome>, Effects) {
+        let config = self.config.clone();
+        match self.groups.get_mut(&req.group_id) {
+            None => (
+                Answer::Now(SyncOutcome::error(errors::UNKNOWN_MEMBER_ID)),
+                Effects::default(),
+            ),
+            Some(g) => g.sync(req, &config, now_ms),
+        }
+    }
+
+    pub fn heartbeat(
+        &mut self,
+        group_id: &str,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> i16 {
+        match self.groups.get_mut(group_id) {
+            None => errors::UNKNOWN_MEMBER_ID,
+            Some(g) => g.heartbeat(member_id, instance_id, generation, now_ms),
+        }
+    }
+
+    /// Removes members; per member `(member_id, instance_id, error)`.
+    pub fn leave(
+        &mut self,
+        group_id: &str,
+        members: &[(String, Option<String>)],
+        now_ms: i64,
+    ) -> (i16, Vec<i16>, Effects) {
+        let config = self.config.clone();
+        match self.groups.get_mut(group_id) {
+            None => (
+                errors::UNKNOWN_MEMBER_ID,
+                vec![errors::UNKNOWN_MEMBER_ID; members.len()],
+                Effects::default(),
+            ),
+            Some(g) => {
+                let (errs, effects) = g.leave(members, &config, now_ms);
+                (errors::NONE, errs, effects)
+            }
+        }
+    }
+
+    /// Validates the committer and stores offsets. Returns the group-level error (which then
+    /// applies to every partition) or per-partition errors.
+    pub fn commit(
+        &mut self,
+        req: CommitRequest,
+        topic_exists: impl Fn(&str, i32) -> bool,
+        now_ms: i64,
+    ) -> (Vec<i16>, Effects) {
+        if req.group_id.is_empty() {
+            return (
+                vec![errors::INVALID_GROUP_ID; req.offsets.len()],
+                Effects::default(),
+            );
+        }
+        let group_error = match self.groups.get_mut(&req.group_id) {
+            Some(g) => g.check_commit(
+                &req.member_id,
+                req.group_instance_id.as_deref(),
+                req.generation,
+                now_ms,
+            ),
+            None if req.generation < 0 => {
+                // A consumer that assigns partitions itself commits with generation -1: the
+                // group exists only to hold its offsets.
+                self.groups
+                    .insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
+                errors::NONE
+            }
+            None => errors::ILLEGAL_GENERATION,
+        };
+        if group_error != errors::NONE {
+            return (vec![group_error; req.offsets.len()], Effects::default());
+        }
+        self.offsets
+            .commit(&req, &self.config, topic_exists, now_ms)
+    }
+
+    /// Committed offsets of a group: all of them, or those of the given partitions (-1 for
+    /// none committed).
+    pub fn fetch_offsets(
+        &self,
+        group_id: &str,
+        partitions: Option<&[(String, i32)]>,
+    ) -> Vec<(String, i32, Option<CommittedOffset>)> {
+        self.offsets.fetch(group_id, partitions)
+    }
+
+    pub fn describe(&self, group_id: &str) -> Option<GroupDescription> {
+        self.groups.get(group_id).map(|g| g.describe())
+    }
+
+    /// `(group_id, protocol_type, state)` of every group.
+    pub fn list(&self) -> Vec<(String, String, GroupState)> {
+        self.groups
+            .values()
+            .map(|g| {
+                (
+                    g.id.clone(),
+                    g.protocol_type.clone().unwrap_or_default(),
+                    g.state,
+                )
+            })
+            .collect()
+    }
+
+    /// Deletes an empty group and its offsets.
+    pub fn delete_group(&mut self, group_id: &str) -> (i16, Effects) {
+        let Some(g) = self.groups.get(group_id) else {
+            return (errors::GROUP_ID_NOT_FOUND, Effects::default());
+        };
+        if g.members_len() > 0 {
+            return (errors::NON_EMPTY_GROUP, Effects::default());
+        }
+        self.groups.remove(group_id);
+        let mut effects = self.offsets.delete_group(group_id);
+        effects.records.push(GroupRecord {
+            group: group_id.to_string(),
+            key: GroupKey::Group {
+                group: group_id.to_string(),
+            }
+            .encode(),
+            value: None,
+        });
+        (errors::NONE, effects)
+    }
+
+    /// Deletes committed offsets of partitions the group does not consume.
+    pub fn delete_offsets(
+        &mut self,
+        group_id: &str,
+        partitions: &[(String, i32)],
+    ) -> (i16, Vec<i16>, Effects) {
+        let Some(g) = self.groups.get(group_id) else {
+            return (errors::GROUP_ID_NOT_FOUND, Vec::new(), Effects::default());
+        };
+        let subscribed = g.subscribed_topics();
+        let mut errs = Vec::with_capacity(partitions.len());
+        let mut deletable = Vec::new();
+        for (topic, p) in partitions {
+            if subscribed.contains(topic) {
+                errs.push(errors::GROUP_SUBSCRIBED_TO_TOPIC);
+            } else {
+                errs.push(errors::NONE);
+                deletable.push((topic.clone(), *p));
+            }
+        }
+        let effects = self.offsets.delete(group_id, &deletable);
+        (errors::NONE, errs, effects)
+    }
+
+    /// Advances every timer to `now_ms`.
+    pub fn tick(&mut self, now_ms: i64) -> Effects {
+        let mut effects = Effects::default();
+        let config = self.config.clone();
+        for g in self.groups.values_mut() {
+            effects.merge(g.tick(&config, now_ms));
+        }
+        let empty_since: BTreeMap<String, i64> = self
+            .groups
+            .values()
+            .filter(|g| g.state == GroupState::Empty)
+            .map(|g| (g.id.clone(), g.state_timestamp_ms))
+            .collect();
+        effects.merge(self.offsets.expire(
+            &empty_since,
+            &self.groups,
+            config.offsets_retention_ms,
+            now_ms,
+        ));
+        // An empty group with no offsets left is forgotten (Kafka's Dead state).
+        let dead: Vec<String> = self
+            .groups
+            .values()
+            .filter(|g| g.is_idle() && !self.offsets.has_group(&g.id))
+            .map(|g| g.id.clone())
+            .collect();
+        for id in dead {
+            self.groups.remove(&id);
+            effects.records.push(GroupRecord {
+                group: id.clone(),
+                key: GroupKey::Group { group: id }.encode(),
+                value: None,
+            });
+        }
+        effects
+    }
+
+    /// Applies one `__consumer_offsets` record at start-up. Undecodable records are
+    /// reported, not fatal: they are skipped.
+    pub fn replay(&mut self, key: Bytes, value: Option<Bytes>, now_ms: i64) -> Result<(), String> {
+        match GroupKey::decode(key).map_err(|e| e.to_string())? {
+            GroupKey::Offset {
+                group,
+                topic,
+                partition,
+            } => match value {
+                Some(v) => {
+                    let v = OffsetValue::decode(v).map_err(|e| e.to_string())?;
+                    self.offsets.put(&group, &topic, partition, v);
+                    self.groups
+                        .entry(group.clone())
+                        .or_insert_with(|| Group::new(&group, now_ms));
+                }
+                None => self.offsets.remove(&group, &topic, partition),
+            },
+            GroupKey::Group { group } => match value {
+                Some(v) => {
+                    let v = GroupValue::decode(v).map_err(|e| e.to_string())?;
+                    self.groups
+                        .insert(group.clone(), Group::restore(&group, v, now_ms));
+                }
+                None => {
+                    self.groups.remove(&group);
+                }
+            },
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

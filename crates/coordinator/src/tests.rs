@@ -1,0 +1,311 @@
+use super::*;
+
+const SESSION_MS: i32 = 10_000;
+
+fn config() -> GroupConfig {
+    GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        ..GroupConfig::default()
+    }
+}
+
+fn join_req(member: &str, instance: Option<&str>, protocols: &[(&str, &[u8])]) -> JoinRequest {
+    JoinRequest {
+        group_id: "g".into(),
+        member_id: member.into(),
+        group_instance_id: instance.map(String::from),
+        client_id: "c".into(),
+        client_host: "/127.0.0.1".into(),
+        session_timeout_ms: SESSION_MS,
+        rebalance_timeout_ms: 30_000,
+        protocol_type: "consumer".into(),
+        protocols: protocols
+            .iter()
+            .map(|(n, m)| (n.to_string(), Bytes::copy_from_slice(m)))
+            .collect(),
+        require_known_member_id: true,
+    }
+}
+
+const RANGE: &[(&str, &[u8])] = &[("range", b"sub")];
+
+/// Runs the KIP-394 handshake: returns the member id, parked.
+fn new_member(c: &mut Coordinator, now: i64) -> (String, Effects) {
+    let (answer, _) = c.join(join_req("", None, RANGE), now);
+    let Answer::Now(o) = answer else {
+        panic!("expected MEMBER_ID_REQUIRED")
+    };
+    assert_eq!(o.error, errors::MEMBER_ID_REQUIRED);
+    let (answer, effects) = c.join(join_req(&o.member_id, None, RANGE), now);
+    assert!(matches!(answer, Answer::Parked { .. }));
+    (o.member_id, effects)
+}
+
+fn sync(
+    c: &mut Coordinator,
+    member: &str,
+    generation: i32,
+    assignments: Vec<(String, Bytes)>,
+    now: i64,
+) -> (Answer<SyncOutcome>, Effects) {
+    c.sync(
+        SyncRequest {
+            group_id: "g".into(),
+            member_id: member.into(),
+            group_instance_id: None,
+            generation,
+            protocol_type: Some("consumer".into()),
+            protocol_name: Some("range".into()),
+            assignments,
+        },
+        now,
+    )
+}
+
+#[test]
+fn two_members_join_sync_and_heartbeat() {
+    let mut c = Coordinator::new(config());
+    let (a, effects) = new_member(&mut c, 0);
+    // Alone: the join completes at once, generation 1, `a` leads.
+    assert_eq!(effects.joins.len(), 1);
+    let join_a = &effects.joins[0].2;
+    assert_eq!(
+        (
+            join_a.generation,
+            join_a.leader.as_str(),
+            join_a.members.len()
+        ),
+        (1, a.as_str(), 1)
+    );
+    let (_, effects) = sync(
+        &mut c,
+        &a,
+        1,
+        vec![(a.clone(), Bytes::from_static(b"all"))],
+        1,
+    );
+    assert_eq!(effects.syncs[0].2.assignment, Bytes::from_static(b"all"));
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+
+    // `b` arrives: `a` learns of the rebalance through its heartbeat and rejoins.
+    let (b, effects) = new_member(&mut c, 100);
+    assert!(effects.joins.is_empty());
+    assert_eq!(
+        c.heartbeat("g", &a, None, 1, 150),
+        errors::REBALANCE_IN_PROGRESS
+    );
+    let (answer, effects) = c.join(join_req(&a, None, RANGE), 200);
+    assert!(matches!(answer, Answer::Parked { .. }));
+    assert_eq!(effects.joins.len(), 2);
+    let leader_view = effects.joins.iter().find(|(_, m, _)| *m == a).unwrap();
+    assert_eq!(
+        (leader_view.2.generation, leader_view.2.members.len()),
+        (2, 2)
+    );
+    let follower_view = effects.joins.iter().find(|(_, m, _)| *m == b).unwrap();
+    assert!(follower_view.2.members.is_empty());
+
+    // The follower syncs first and waits; the leader's sync answers both.
+    let (answer, effects) = sync(&mut c, &b, 2, vec![], 210);
+    assert!(matches!(answer, Answer::Parked { .. }) && effects.syncs.is_empty());
+    let assignments = vec![
+        (a.clone(), Bytes::from_static(b"p0")),
+        (b.clone(), Bytes::from_static(b"p1")),
+    ];
+    let (_, effects) = sync(&mut c, &a, 2, assignments, 220);
+    assert_eq!(effects.syncs.len(), 2);
+    assert_eq!(
+        effects.records.len(),
+        1,
+        "group metadata is stored once stable"
+    );
+    assert_eq!(c.heartbeat("g", &b, None, 2, 300), errors::NONE);
+    assert_eq!(
+        c.heartbeat("g", &b, None, 1, 300),
+        errors::ILLEGAL_GENERATION
+    );
+    assert_eq!(
+        c.heartbeat("g", "nobody", None, 2, 300),
+        errors::UNKNOWN_MEMBER_ID
+    );
+}
+
+#[test]
+fn session_timeout_removes_a_silent_member() {
+    let mut c = Coordinator::new(config());
+    let (a, _) = new_member(&mut c, 0);
+    sync(&mut c, &a, 1, vec![], 0);
+    let (b, _) = new_member(&mut c, 0);
+    c.join(join_req(&a, None, RANGE), 0);
+    sync(&mut c, &b, 2, vec![], 0);
+    sync(&mut c, &a, 2, vec![], 0);
+    // `a` keeps heartbeating; `b` goes silent.
+    for t in (1000..SESSION_MS as i64 + 2000).step_by(1000) {
+        let expected = if t <= SESSION_MS as i64 {
+            errors::NONE
+        } else {
+            errors::REBALANCE_IN_PROGRESS
+        };
+        assert_eq!(c.heartbeat("g", &a, None, 2, t), expected, "at {t} ms");
+        c.tick(t);
+    }
+    let d = c.describe("g").unwrap();
+    assert_eq!(d.members.len(), 1);
+    assert_eq!(d.state, GroupState::PreparingRebalance);
+    let (_, effects) = c.join(join_req(&a, None, RANGE), SESSION_MS as i64 + 2500);
+    assert_eq!(effects.joins[0].2.generation, 3);
+}
+
+#[test]
+fn static_member_restart_causes_no_rebalance() {
+    let mut c = Coordinator::new(config());
+    let (answer, effects) = c.join(join_req("", Some("i1"), RANGE), 0);
+    assert!(matches!(answer, Answer::Parked { .. }));
+    let first_id = effects.joins[0].1.clone();
+    sync(
+        &mut c,
+        &first_id,
+        1,
+        vec![(first_id.clone(), Bytes::from_static(b"p0"))],
+        0,
+    );
+    // Restarted process: no member id, same instance id.
+    let (answer, _) = c.join(join_req("", Some("i1"), RANGE), 1000);
+    let Answer::Now(o) = answer else {
+        panic!("a static rejoin in a stable group answers at once")
+    };
+    assert_eq!((o.error, o.generation), (errors::NONE, 1));
+    assert_ne!(o.member_id, first_id);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+    // The old incarnation is fenced.
+    assert_eq!(
+        c.heartbeat("g", &first_id, Some("i1"), 1, 1000),
+        errors::FENCED_INSTANCE_ID
+    );
+    let (answer, _) = sync(&mut c, &o.member_id, 1, vec![], 1001);
+    let Answer::Now(s) = answer else { panic!() };
+    assert_eq!(s.assignment, Bytes::from_static(b"p0"));
+}
+
+#[test]
+fn initial_rebalance_delay_gathers_members() {
+    let mut c = Coordinator::new(GroupConfig {
+        initial_rebalance_delay_ms: 3000,
+        ..GroupConfig::default()
+    });
+    let (_, effects) = new_member(&mut c, 0);
+    assert!(effects.joins.is_empty(), "waits for the delay");
+    let (_, effects) = new_member(&mut c, 1000);
+    assert!(effects.joins.is_empty());
+    assert!(c.tick(2999).joins.is_empty());
+    let effects = c.tick(4001);
+    assert_eq!(effects.joins.len(), 2);
+}
+
+#[test]
+fn inconsistent_protocols_and_bad_input() {
+    let mut c = Coordinator::new(config());
+    new_member(&mut c, 0);
+    let (answer, _) = c.join(join_req("", None, &[("roundrobin", b"x")]), 0);
+    let Answer::Now(o) = answer else { panic!() };
+    assert_eq!(o.error, errors::INCONSISTENT_GROUP_PROTOCOL);
+    let mut bad = join_req("", None, RANGE);
+    bad.session_timeout_ms = 1;
+    let Answer::Now(o) = c.join(bad, 0).0 else {
+        panic!()
+    };
+    assert_eq!(o.error, errors::INVALID_SESSION_TIMEOUT);
+    let mut huge = join_req("", None, &[]);
+    huge.protocols = vec![("range".into(), Bytes::from(vec![0u8; 2 << 20]))];
+    let Answer::Now(o) = c.join(huge, 0).0 else {
+        panic!()
+    };
+    assert_ne!(o.error, errors::NONE);
+}
+
+fn commit(
+    c: &mut Coordinator,
+    member: &str,
+    generation: i32,
+    offset: i64,
+    now: i64,
+) -> (Vec<i16>, Effects) {
+    c.commit(
+        CommitRequest {
+            group_id: "g".into(),
+            member_id: member.into(),
+            group_instance_id: None,
+            generation,
+            offsets: vec![("t".into(), 0, offset, 0, Some("meta".into()))],
+        },
+        |t, _| t == "t",
+        now,
+    )
+}
+
+#[test]
+fn offsets_commit_fetch_replay_and_expire() {
+    let mut c = Coordinator::new(config());
+    // A standalone consumer commits with generation -1.
+    let (errs, effects) = commit(&mut c, "", -1, 42, 0);
+    assert_eq!(errs, vec![errors::NONE]);
+    let fetched = c.fetch_offsets("g", None);
+    assert_eq!(
+        fetched[0]
+            .2
+            .as_ref()
+            .map(|v| (v.offset, v.metadata.as_str())),
+        Some((42, "meta"))
+    );
+    assert_eq!(c.fetch_offsets("g", Some(&[("t".into(), 5)]))[0].2, None);
+    // Replaying the records rebuilds the same state.
+    let mut replayed = Coordinator::new(config());
+    for r in &effects.records {
+        replayed.replay(r.key.clone(), r.value.clone(), 0).unwrap();
+    }
+    assert_eq!(
+        replayed.fetch_offsets("g", None)[0]
+            .2
+            .as_ref()
+            .unwrap()
+            .offset,
+        42
+    );
+    // Members must commit with their generation.
+    let (a, _) = new_member(&mut c, 10);
+    assert_eq!(
+        commit(&mut c, &a, 0, 1, 20).0,
+        vec![errors::ILLEGAL_GENERATION]
+    );
+    sync(&mut c, &a, 1, vec![], 30);
+    assert_eq!(commit(&mut c, &a, 1, 50, 40).0, vec![errors::NONE]);
+    assert_eq!(
+        commit(&mut c, "x", 1, 50, 40).0,
+        vec![errors::UNKNOWN_MEMBER_ID]
+    );
+    // Leaving empties the group; its offsets expire after the retention.
+    let (_, errs, _) = c.leave("g", &[(a.clone(), None)], 50);
+    assert_eq!(errs, vec![errors::NONE]);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
+    let retention = c.config().offsets_retention_ms;
+    assert!(c.tick(retention).records.is_empty());
+    let effects = c.tick(retention + 100);
+    assert!(effects.records.iter().any(|r| r.value.is_none()));
+    assert!(c.fetch_offsets("g", None).is_empty());
+    assert!(
+        c.describe("g").is_none(),
+        "an empty group without offsets is forgotten"
+    );
+}
+
+#[test]
+fn delete_group_and_offsets() {
+    let mut c = Coordinator::new(config());
+    commit(&mut c, "", -1, 1, 0);
+    let (err, errs, effects) = c.delete_offsets("g", &[("t".into(), 0)]);
+    assert_eq!((err, errs), (errors::NONE, vec![errors::NONE]));
+    assert_eq!(effects.records.len(), 1);
+    assert_eq!(c.delete_group("nope").0, errors::GROUP_ID_NOT_FOUND);
+    new_member(&mut c, 0);
+    assert_eq!(c.delete_group("g").0, errors::NON_EMPTY_GROUP);
+}
