@@ -12,6 +12,7 @@
 
 pub mod alloc;
 pub mod connection;
+pub mod groups;
 pub mod handlers;
 pub mod metadata;
 pub mod partition;

@@ -68,6 +68,8 @@ pub struct Broker {
     flusher: mpsc::UnboundedSender<Arc<Partition>>,
     /// Bumped whenever a high watermark moves: long-polling fetches wait on it.
     pub data_changed: Arc<watch::Sender<u64>>,
+    /// The consumer-group coordinator (its state lives in `__consumer_offsets`).
+    pub groups: crate::groups::GroupCoordinator,
 }
 
 pub fn now_ms() -> i64 {
@@ -137,6 +139,7 @@ impl Broker {
             image: Mutex::new(image.clone()),
             flusher,
             data_changed: Arc::new(watch::Sender::new(0)),
+            groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
             config,
         });
         let started = std::time::Instant::now();
@@ -148,6 +151,7 @@ impl Broker {
                 .write_topics()
                 .insert(topic.name.clone(), Arc::new(topic));
         }
+        broker.groups.replay(&broker)?;
         tracing::info!(
             partitions = recovered,
             clean_shutdown = clean,
@@ -356,6 +360,12 @@ impl Broker {
 
     /// Deletes a topic: forgets it (persisted), then removes its files in the background.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
+        if name == crate::groups::OFFSETS_TOPIC {
+            return Err(AdminError::new(
+                ResponseError::InvalidRequest,
+                "the internal topic __consumer_offsets cannot be deleted",
+            ));
+        }
         if !self.settings.delete_topic_enable {
             return Err(AdminError::new(
                 ResponseError::TopicDeletionDisabled,
@@ -492,6 +502,7 @@ fn remove_deleted_dirs(data_dir: &Path) {
 /// Spawns the flusher matching `log.flush.policy`.
 pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
     tokio::spawn(partition::run_flusher(queue));
+    tokio::spawn(crate::groups::run_ticker(broker.clone()));
     if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
         let b = broker.clone();
         let interval = std::time::Duration::from_millis(broker.settings.flush_interval_ms.max(1));

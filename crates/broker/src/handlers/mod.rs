@@ -9,14 +9,25 @@
 mod api_versions;
 mod create_partitions;
 mod create_topics;
+mod delete_groups;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
+mod describe_groups;
 mod fetch;
+mod find_coordinator;
+mod heartbeat;
+mod join_group;
+mod leave_group;
+mod list_groups;
 mod list_offsets;
 mod metadata;
+mod offset_commit;
+mod offset_delete;
+mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sync_group;
 
 use crate::connection::ConnectionInfo;
 use crate::state::Broker;
@@ -125,6 +136,17 @@ fn route(
         RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, info),
         RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, v),
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r),
+        RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, v, info),
+        RequestKind::JoinGroup(r) => join_group::handle(broker, header, r, v, info),
+        RequestKind::SyncGroup(r) => sync_group::handle(broker, r),
+        RequestKind::Heartbeat(r) => heartbeat::handle(broker, r),
+        RequestKind::LeaveGroup(r) => leave_group::handle(broker, r, v),
+        RequestKind::OffsetCommit(r) => offset_commit::handle(broker, r),
+        RequestKind::OffsetFetch(r) => offset_fetch::handle(broker, r, v),
+        RequestKind::DescribeGroups(r) => describe_groups::handle(broker, r),
+        RequestKind::ListGroups(r) => list_groups::handle(broker, r),
+        RequestKind::DeleteGroups(r) => delete_groups::handle(broker, r),
+        RequestKind::OffsetDelete(r) => offset_delete::handle(broker, r),
         other => {
             // The version table admitted an API with no handler: a bug in the table.
             return Err(close(format!("no handler for {:?}", api_key_of(&other))));

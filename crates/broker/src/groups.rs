@@ -1,0 +1,285 @@
+//! The driver of the consumer-group coordinator: runs the pure state machine of
+//! `klamm-coordinator`, parks JoinGroup/SyncGroup requests until their answers exist,
+//! appends its records to `__consumer_offsets`, ticks its timers, and replays the topic at
+//! start-up.
+//!
+//! One mutex guards the state machine and the parked requests together, so a request is
+//! parked before any effect that answers it is delivered. It is never held across an
+//! `.await`.
+
+use crate::partition::Partition;
+use crate::state::{now_ms, AdminError, Broker, Topic};
+use bytes::Bytes;
+use klamm_config::Config;
+use klamm_coordinator::{Answer, Coordinator, Effects, GroupConfig, JoinOutcome, SyncOutcome};
+use klamm_protocol::batch::{self, ProduceLimits};
+use klamm_protocol::group_records::partition_for_group;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+use tokio::sync::oneshot;
+
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// How often group timers (sessions, join deadlines, offset expiry) are checked.
+const TICK_MS: u64 = 100;
+/// Bytes read per step when replaying `__consumer_offsets`.
+const REPLAY_READ_BYTES: u64 = 4 << 20;
+
+type Key = (String, String);
+
+struct Inner {
+    coordinator: Coordinator,
+    joins: HashMap<Key, oneshot::Sender<JoinOutcome>>,
+    syncs: HashMap<Key, oneshot::Sender<SyncOutcome>>,
+}
+
+pub struct GroupCoordinator {
+    inner: Mutex<Inner>,
+}
+
+/// A JoinGroup/SyncGroup answer, now or once the rebalance produces it.
+pub enum Pending<T> {
+    Now(T),
+    Wait(oneshot::Receiver<T>),
+}
+
+/// Where the records of a call went: the response waits until they are durable.
+pub type Durable = Option<(Arc<Partition>, i64)>;
+
+pub fn group_config(config: &Config) -> GroupConfig {
+    let int = |key: &str, default: i64| {
+        config
+            .get(key)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let d = GroupConfig::default();
+    GroupConfig {
+        min_session_timeout_ms: int(
+            "group.min.session.timeout.ms",
+            d.min_session_timeout_ms as i64,
+        ) as i32,
+        max_session_timeout_ms: int(
+            "group.max.session.timeout.ms",
+            d.max_session_timeout_ms as i64,
+        ) as i32,
+        initial_rebalance_delay_ms: int(
+            "group.initial.rebalance.delay.ms",
+            d.initial_rebalance_delay_ms,
+        ),
+        max_group_size: int("group.max.size", d.max_group_size as i64) as usize,
+        offsets_retention_ms: int("offsets.retention.minutes", 10080).saturating_mul(60_000),
+        offset_metadata_max_bytes: int(
+            "offset.metadata.max.bytes",
+            d.offset_metadata_max_bytes as i64,
+        ) as usize,
+        member_metadata_max_bytes: int(
+            "group.member.metadata.max.bytes",
+            d.member_metadata_max_bytes as i64,
+        ) as usize,
+    }
+}
+
+impl GroupCoordinator {
+    pub fn new(config: GroupConfig) -> GroupCoordinator {
+        GroupCoordinator {
+            inner: Mutex::new(Inner {
+                coordinator: Coordinator::new(config),
+                joins: HashMap::new(),
+                syncs: HashMap::new(),
+            }),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state machine, then applies its effects.
+    pub fn with<R>(
+        &self,
+        broker: &Broker,
+        f: impl FnOnce(&mut Coordinator) -> (R, Effects),
+    ) -> (R, Durable) {
+        let mut inner = self.lock();
+        let (r, effects) = f(&mut inner.coordinator);
+        let durable = apply(broker, &mut inner, effects);
+        (r, durable)
+    }
+
+    /// Reads the state machine without changing it.
+    pub fn read<R>(&self, f: impl FnOnce(&Coordinator) -> R) -> R {
+        f(&self.lock().coordinator)
+    }
+
+    pub fn join(
+        &self,
+        broker: &Broker,
+        group: &str,
+        f: impl FnOnce(&mut Coordinator) -> (Answer<JoinOutcome>, Effects),
+    ) -> Pending<JoinOutcome> {
+        let mut inner = self.lock();
+        let (answer, effects) = f(&mut inner.coordinator);
+        let pending = match answer {
+            Answer::Now(o) => Pending::Now(o),
+            Answer::Parked { member_id } => {
+                let (tx, rx) = oneshot::channel();
+                inner.joins.insert((group.to_string(), member_id), tx);
+                Pending::Wait(rx)
+            }
+        };
+        apply(broker, &mut inner, effects);
+        pending
+    }
+
+    pub fn sync(
+        &self,
+        broker: &Broker,
+        group: &str,
+        f: impl FnOnce(&mut Coordinator) -> (Answer<SyncOutcome>, Effects),
+    ) -> Pending<SyncOutcome> {
+        let mut inner = self.lock();
+        let (answer, effects) = f(&mut inner.coordinator);
+        let pending = match answer {
+            Answer::Now(o) => Pending::Now(o),
+            Answer::Parked { member_id } => {
+                let (tx, rx) = oneshot::channel();
+                inner.syncs.insert((group.to_string(), member_id), tx);
+                Pending::Wait(rx)
+            }
+        };
+        apply(broker, &mut inner, effects);
+        pending
+    }
+
+    /// Rebuilds the state from `__consumer_offsets`, if it exists. Called before listeners
+    /// are bound, so no request sees a half-loaded coordinator.
+    pub fn replay(&self, broker: &Broker) -> anyhow::Result<()> {
+        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
+            return Ok(());
+        };
+        let now = now_ms();
+        let mut inner = self.lock();
+        let (mut records, mut skipped) = (0u64, 0u64);
+        for p in &topic.partitions {
+            let mut at = p.log().log_start_offset();
+            loop {
+                let read = p.read(at, REPLAY_READ_BYTES, true)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                for (_, h) in batch::headers(&read.records) {
+                    at = h.last_offset() + 1;
+                }
+                for (key, value) in batch::decode_key_values(&read.records)? {
+                    let Some(key) = key else { continue };
+                    records += 1;
+                    if let Err(e) = inner.coordinator.replay(key, value, now) {
+                        skipped += 1;
+                        tracing::warn!(partition = p.index, error = %e, "skipping unreadable __consumer_offsets record");
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            records,
+            skipped,
+            groups = inner.coordinator.list().len(),
+            "consumer groups loaded"
+        );
+        Ok(())
+    }
+}
+
+/// The `__consumer_offsets` topic, created on first use (as Kafka does).
+pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
+    if let Some(t) = broker.topic(OFFSETS_TOPIC) {
+        return Ok(t);
+    }
+    let partitions = broker
+        .config
+        .get("offsets.topic.num.partitions")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let segment_bytes = broker
+        .config
+        .get("offsets.topic.segment.bytes")
+        .unwrap_or("104857600")
+        .to_string();
+    let configs = vec![
+        ("cleanup.policy".to_string(), Some("compact".to_string())),
+        ("segment.bytes".to_string(), Some(segment_bytes)),
+    ];
+    match broker.create_topic(OFFSETS_TOPIC, partitions, 1, &configs) {
+        Ok(t) => Ok(t),
+        Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
+            broker.topic(OFFSETS_TOPIC).ok_or(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Delivers answers to parked requests and appends records, grouped per partition. Returns
+/// the partition and last offset of the last append, for responses that must wait for it.
+fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
+    for (group, member, outcome) in effects.joins {
+        if let Some(tx) = inner.joins.remove(&(group, member)) {
+            let _ = tx.send(outcome);
+        }
+    }
+    for (group, member, outcome) in effects.syncs {
+        if let Some(tx) = inner.syncs.remove(&(group, member)) {
+            let _ = tx.send(outcome);
+        }
+    }
+    if effects.records.is_empty() {
+        return None;
+    }
+    let topic = match offsets_topic(broker) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e.message, "cannot create __consumer_offsets; group state is not persisted");
+            return None;
+        }
+    };
+    let mut by_partition: BTreeMap<i32, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
+    for r in effects.records {
+        let p = partition_for_group(&r.group, topic.partitions.len() as i32);
+        by_partition.entry(p).or_default().push((r.key, r.value));
+    }
+    let mut durable = None;
+    for (index, records) in by_partition {
+        let Some(partition) = topic.partition(index) else {
+            continue;
+        };
+        let bytes = batch::encode_key_values(&records, now_ms());
+        let limits = ProduceLimits {
+            max_batch_bytes: usize::MAX,
+            produce_version: i16::MAX,
+        };
+        let appended = batch::validate_produce(&bytes, limits)
+            .map_err(|e| e.to_string())
+            .and_then(|batches| {
+                partition
+                    .append(&bytes, &batches, now_ms(), false)
+                    .map_err(|e| e.to_string())
+            });
+        match appended {
+            Ok(info) => durable = Some((partition.clone(), info.last_offset)),
+            Err(e) => {
+                tracing::error!(partition = index, error = %e, "cannot append to __consumer_offsets")
+            }
+        }
+    }
+    durable
+}
+
+/// Ticks the group timers until the process ends.
+pub async fn run_ticker(broker: Arc<Broker>) {
+    let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        broker.groups.with(&broker, |c| ((), c.tick(now_ms())));
+    }
+}

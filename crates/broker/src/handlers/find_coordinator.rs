@@ -1,0 +1,64 @@
+//! FindCoordinator (v0–v6): this broker coordinates every group. Transaction coordinators
+//! (key type 1) are not available until transactions exist.
+
+use super::Reply;
+use crate::connection::ConnectionInfo;
+use crate::state::Broker;
+use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::find_coordinator_response::Coordinator;
+use kafka_protocol::messages::{
+    BrokerId, FindCoordinatorRequest, FindCoordinatorResponse, ResponseKind,
+};
+use kafka_protocol::protocol::StrBytes;
+use std::sync::Arc;
+
+const KEY_TYPE_GROUP: i8 = 0;
+/// v4 replaced the single key with a batch of keys.
+const BATCHED_MIN_VERSION: i16 = 4;
+
+pub fn handle(
+    broker: &Arc<Broker>,
+    request: FindCoordinatorRequest,
+    version: i16,
+    info: &ConnectionInfo,
+) -> Reply {
+    let (host, port) = super::metadata::advertised(broker, info);
+    let node = BrokerId(broker.settings.node_id);
+    let error = if request.key_type == KEY_TYPE_GROUP {
+        // Create __consumer_offsets now, as Kafka does, so the first commit does not pay for it.
+        crate::groups::offsets_topic(broker).err().map(|e| {
+            tracing::error!(error = %e.message, "cannot create __consumer_offsets");
+            ResponseError::CoordinatorNotAvailable
+        })
+    } else {
+        Some(ResponseError::CoordinatorNotAvailable)
+    };
+    let code = error.map_or(0, |e| e.code());
+    let (node, host, port) = if code == 0 {
+        (node, host, port)
+    } else {
+        (BrokerId(-1), String::new(), -1)
+    };
+    let response = if version >= BATCHED_MIN_VERSION {
+        let coordinators = request
+            .coordinator_keys
+            .into_iter()
+            .map(|key| {
+                Coordinator::default()
+                    .with_key(key)
+                    .with_node_id(node)
+                    .with_host(StrBytes::from_string(host.clone()))
+                    .with_port(port)
+                    .with_error_code(code)
+            })
+            .collect();
+        FindCoordinatorResponse::default().with_coordinators(coordinators)
+    } else {
+        FindCoordinatorResponse::default()
+            .with_error_code(code)
+            .with_node_id(node)
+            .with_host(StrBytes::from_string(host))
+            .with_port(port)
+    };
+    Reply::Now(ResponseKind::FindCoordinator(response))
+}

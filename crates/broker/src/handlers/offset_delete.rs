@@ -1,0 +1,53 @@
+//! OffsetDelete (v0): drops committed offsets of partitions the group does not consume.
+
+use super::Reply;
+use crate::state::Broker;
+use kafka_protocol::messages::offset_delete_response::{
+    OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
+};
+use kafka_protocol::messages::{OffsetDeleteRequest, OffsetDeleteResponse, ResponseKind};
+use std::sync::Arc;
+
+pub fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Reply {
+    let wanted: Vec<(String, i32)> = request
+        .topics
+        .iter()
+        .flat_map(|t| {
+            t.partitions
+                .iter()
+                .map(move |p| (t.name.0.as_str().to_string(), p.partition_index))
+        })
+        .collect();
+    let ((code, errs), _) = broker.groups.with(broker, |c| {
+        let (code, errs, effects) = c.delete_offsets(request.group_id.0.as_str(), &wanted);
+        ((code, errs), effects)
+    });
+    let mut errs = errs.into_iter();
+    let topics = if code != 0 {
+        Vec::new()
+    } else {
+        request
+            .topics
+            .into_iter()
+            .map(|t| {
+                let partitions = t
+                    .partitions
+                    .iter()
+                    .map(|p| {
+                        OffsetDeleteResponsePartition::default()
+                            .with_partition_index(p.partition_index)
+                            .with_error_code(errs.next().unwrap_or(0))
+                    })
+                    .collect();
+                OffsetDeleteResponseTopic::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions)
+            })
+            .collect()
+    };
+    Reply::Now(ResponseKind::OffsetDelete(
+        OffsetDeleteResponse::default()
+            .with_error_code(code)
+            .with_topics(topics),
+    ))
+}
