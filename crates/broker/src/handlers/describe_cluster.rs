@@ -12,9 +12,14 @@ use std::sync::Arc;
 
 pub fn handle(
     broker: &Arc<Broker>,
-    _request: DescribeClusterRequest,
+    request: DescribeClusterRequest,
     info: &ConnectionInfo,
 ) -> Reply {
+    let ops = if request.include_cluster_authorized_operations {
+        super::CLUSTER_AUTHORIZED_OPERATIONS
+    } else {
+        super::AUTHORIZED_OPERATIONS_OMITTED
+    };
     let (host, port) = super::metadata::advertised(broker, info);
     let me = DescribeClusterBroker::default()
         .with_broker_id(BrokerId(broker.settings.node_id))
@@ -25,7 +30,7 @@ pub fn handle(
             .with_endpoint_type(1)
             .with_cluster_id(StrBytes::from_string(broker.cluster_id.clone()))
             .with_controller_id(BrokerId(broker.settings.node_id))
-            .with_cluster_authorized_operations(i32::MIN)
+            .with_cluster_authorized_operations(ops)
             .with_brokers(vec![me]),
     ))
 }

@@ -9,13 +9,18 @@ use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
 pub fn handle(broker: &Arc<Broker>, request: DescribeGroupsRequest) -> Reply {
+    let ops = if request.include_authorized_operations {
+        super::GROUP_AUTHORIZED_OPERATIONS
+    } else {
+        super::AUTHORIZED_OPERATIONS_OMITTED
+    };
     let groups = request
         .groups
         .into_iter()
         .map(|id| {
             let base = DescribedGroup::default()
                 .with_group_id(id.clone())
-                .with_authorized_operations(i32::MIN);
+                .with_authorized_operations(ops);
             match broker.groups.read(|c| c.describe(id.0.as_str())) {
                 None => base.with_group_state(StrBytes::from_static_str("Dead")),
                 Some(d) => {

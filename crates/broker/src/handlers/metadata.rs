@@ -1,7 +1,10 @@
 //! Metadata: brokers (as advertised on the connection's listener), topics with ids and
 //! partitions, and auto-creation of requested topics when `auto.create.topics.enable`.
 
-use super::Reply;
+use super::{
+    Reply, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_AUTHORIZED_OPERATIONS,
+    TOPIC_AUTHORIZED_OPERATIONS,
+};
 use crate::connection::ConnectionInfo;
 use crate::partition::LEADER_EPOCH;
 use crate::state::{Broker, Topic};
@@ -37,6 +40,16 @@ pub fn handle(
     let node = BrokerId(broker.settings.node_id);
     // v0–v3 have no flag: those versions always auto-create.
     let may_create = version < 4 || request.allow_auto_topic_creation;
+    let topic_ops = if request.include_topic_authorized_operations {
+        TOPIC_AUTHORIZED_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
+    let cluster_ops = if request.include_cluster_authorized_operations {
+        CLUSTER_AUTHORIZED_OPERATIONS
+    } else {
+        AUTHORIZED_OPERATIONS_OMITTED
+    };
     let topics = match request.topics {
         // v1+: null means every topic. v0: an empty list means every topic.
         None => all_topics(broker, node),
@@ -59,8 +72,19 @@ pub fn handle(
             .with_brokers(vec![me])
             .with_cluster_id(Some(StrBytes::from_string(broker.cluster_id.clone())))
             .with_controller_id(node)
-            .with_cluster_authorized_operations(i32::MIN)
-            .with_topics(topics),
+            .with_cluster_authorized_operations(cluster_ops)
+            .with_topics(
+                topics
+                    .into_iter()
+                    .map(|t| {
+                        if t.error_code == 0 {
+                            t.with_topic_authorized_operations(topic_ops)
+                        } else {
+                            t
+                        }
+                    })
+                    .collect(),
+            ),
     ))
 }
 

@@ -107,11 +107,15 @@ pub fn dispatch(
         ))
     })?;
     if buf.has_remaining() {
-        return Err(close(format!(
-            "{api:?} v{} request has {} trailing bytes",
-            peek.api_version,
-            buf.remaining()
-        )));
+        // Kafka ignores trailing bytes, and librdkafka relies on it: its "all topics"
+        // Metadata v9+ request keeps a 4-byte array-count placeholder where a 1-byte varint
+        // belongs, leaving 3 bytes over. Refusing them would break every librdkafka client.
+        tracing::debug!(
+            ?api,
+            version = peek.api_version,
+            trailing_bytes = buf.remaining(),
+            "ignoring trailing bytes"
+        );
     }
     let reply = route(broker, &header, request, info)?;
     Ok(finish(reply, peek, api))
@@ -192,6 +196,17 @@ pub fn encode(correlation_id: i32, api: ApiKey, version: i16, body: &ResponseKin
         }
     }
 }
+
+/// Authorized-operation bitfields for clients that ask for them. Without an authorizer
+/// Kafka allows everything that applies to the resource: for topics READ, WRITE, CREATE,
+/// DELETE, ALTER, DESCRIBE, DESCRIBE_CONFIGS, ALTER_CONFIGS (bits 3–8, 10, 11); for the
+/// cluster CREATE, ALTER, DESCRIBE, CLUSTER_ACTION, DESCRIBE_CONFIGS, ALTER_CONFIGS,
+/// IDEMPOTENT_WRITE (bits 5, 7–12); for groups READ, DELETE, DESCRIBE (bits 3, 6, 8).
+pub const TOPIC_AUTHORIZED_OPERATIONS: i32 = 3576;
+pub const CLUSTER_AUTHORIZED_OPERATIONS: i32 = 8096;
+pub const GROUP_AUTHORIZED_OPERATIONS: i32 = 328;
+/// The value meaning "not requested".
+pub const AUTHORIZED_OPERATIONS_OMITTED: i32 = i32::MIN;
 
 /// Kafka's error code for an error, or 0.
 pub fn code(error: Option<kafka_protocol::error::ResponseError>) -> i16 {
