@@ -32,6 +32,9 @@ pub struct MetadataImage {
     pub version: u32,
     pub cluster_id: String,
     pub topics: BTreeMap<String, TopicRecord>,
+    /// The next idempotent-producer id to hand out (ids are never reused).
+    #[serde(default)]
+    pub next_producer_id: i64,
 }
 
 /// Reads and writes the metadata image of one data dir.
@@ -75,6 +78,7 @@ impl MetadataStore {
                     version: FORMAT_VERSION,
                     cluster_id: kafka_base64(Uuid::new_v4()),
                     topics: BTreeMap::new(),
+                    next_producer_id: 0,
                 };
                 self.save(&image)?;
                 image

@@ -7,7 +7,7 @@
 
 use bytes::Bytes;
 use klamm_config::FlushPolicy;
-use klamm_log::{AppendInfo, LogConfig, LogError, PartitionLog};
+use klamm_log::{AppendError, AppendInfo, LogConfig, LogError, PartitionLog};
 use klamm_protocol::batch::BatchHeader;
 use std::ops::Range;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -79,10 +79,13 @@ impl Partition {
         batches: &[(BatchHeader, Range<usize>)],
         now_ms: i64,
         log_append_time: bool,
-    ) -> std::io::Result<AppendInfo> {
+    ) -> Result<AppendInfo, AppendError> {
         let info = self
             .log()
             .append(records, batches, now_ms, LEADER_EPOCH, log_append_time)?;
+        if info.duplicate {
+            return Ok(info);
+        }
         match self.policy {
             FlushPolicy::Always => {
                 if !self.dirty.swap(true, Ordering::AcqRel) {

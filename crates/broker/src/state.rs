@@ -466,6 +466,22 @@ impl Broker {
         Ok(())
     }
 
+    /// Hands out a new producer id, persisted before it is returned so that no id is ever
+    /// given twice, even across crashes.
+    pub fn allocate_producer_id(&self) -> Result<i64, AdminError> {
+        let mut image = self.lock_image();
+        let id = image.next_producer_id;
+        image.next_producer_id += 1;
+        if let Err(e) = self.store.save(&image) {
+            image.next_producer_id -= 1;
+            return Err(AdminError::new(
+                ResponseError::KafkaStorageError,
+                e.to_string(),
+            ));
+        }
+        Ok(id)
+    }
+
     /// Clean shutdown: every log flushed and closed, then the marker that lets the next start
     /// skip recovery.
     pub fn shutdown(&self) -> anyhow::Result<()> {

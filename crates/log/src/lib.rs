@@ -13,10 +13,12 @@
 
 pub mod index;
 mod mmap;
+pub mod producer_state;
 pub mod segment;
 
 use bytes::Bytes;
 use klamm_protocol::batch::{self, BatchHeader};
+use producer_state::{Check, ProducerError, ProducerState};
 use segment::{ScanReport, Segment, SegmentLimits};
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -67,6 +69,17 @@ pub struct AppendInfo {
     pub last_offset: i64,
     /// The broker time written into the batches, when the topic uses LogAppendTime.
     pub log_append_time_ms: Option<i64>,
+    /// The batches were retries of ones already in the log: nothing was written, and the
+    /// offsets are the original ones.
+    pub duplicate: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("{0}")]
+    Producer(ProducerError),
+    #[error("{0}")]
+    Io(#[from] io::Error),
 }
 
 /// What opening a partition's directory found.
@@ -97,6 +110,7 @@ pub struct PartitionLog {
     /// Keyed by base offset; the last one is the active segment.
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
+    producers: ProducerState,
 }
 
 impl PartitionLog {
@@ -112,6 +126,7 @@ impl PartitionLog {
             config,
             segments,
             log_start_offset: 0,
+            producers: ProducerState::default(),
         })
     }
 
@@ -148,15 +163,34 @@ impl PartitionLog {
         }
         report.segments = segments.len();
         let log_start_offset = *segments.keys().next().expect("at least one segment");
-        Ok((
-            PartitionLog {
-                dir: dir.to_path_buf(),
-                config,
-                segments,
-                log_start_offset,
-            },
-            report,
-        ))
+        let mut log = PartitionLog {
+            dir: dir.to_path_buf(),
+            config,
+            segments,
+            log_start_offset,
+            producers: ProducerState::default(),
+        };
+        log.load_producer_state()?;
+        Ok((log, report))
+    }
+
+    /// The newest producer-state snapshot, brought up to the log end by replaying the batch
+    /// headers written after it.
+    fn load_producer_state(&mut self) -> io::Result<()> {
+        let (from, mut state) = producer_state::load_snapshot(&self.dir, self.log_end_offset());
+        for seg in self.segments.values() {
+            if seg.next_offset() <= from {
+                continue;
+            }
+            seg.scan_from(from.max(seg.base_offset()), |h, _| {
+                if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
+                    state.update(h, h.base_offset, h.last_offset());
+                }
+                true
+            })?;
+        }
+        self.producers = state;
+        Ok(())
     }
 
     fn active(&self) -> &Segment {
@@ -184,10 +218,24 @@ impl PartitionLog {
         now_ms: i64,
         leader_epoch: i32,
         log_append_time: bool,
-    ) -> io::Result<AppendInfo> {
+    ) -> Result<AppendInfo, AppendError> {
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
+        let mut first_duplicate = None;
         for (header, range) in batches {
+            if header.producer_id >= 0 {
+                match self
+                    .producers
+                    .check(header)
+                    .map_err(AppendError::Producer)?
+                {
+                    Check::Duplicate(original) => {
+                        first_duplicate.get_or_insert(original);
+                        continue;
+                    }
+                    Check::Append => {}
+                }
+            }
             let bytes = &records[range.clone()];
             let size = bytes.len() as u64;
             if self.active().should_roll(
@@ -212,12 +260,24 @@ impl PartitionLog {
                 let prefix = batch::stamped_prefix(bytes, next, leader_epoch);
                 self.active_mut().append(&prefix, &bytes[16..], &stamped)?;
             }
+            self.producers.update(&stamped, next, stamped.last_offset());
             next = stamped.last_offset() + 1;
+        }
+        if next == base_offset {
+            if let Some(original) = first_duplicate {
+                return Ok(AppendInfo {
+                    base_offset: original.base_offset,
+                    last_offset: original.last_offset,
+                    log_append_time_ms: None,
+                    duplicate: true,
+                });
+            }
         }
         Ok(AppendInfo {
             base_offset,
             last_offset: next - 1,
             log_append_time_ms: log_append_time.then_some(now_ms),
+            duplicate: false,
         })
     }
 
@@ -225,6 +285,7 @@ impl PartitionLog {
     pub fn roll(&mut self) -> io::Result<()> {
         let next = self.log_end_offset();
         self.active_mut().seal()?;
+        producer_state::write_snapshot(&self.dir, next, &self.producers)?;
         let seg = Segment::create(&self.dir, next, self.config.limits())?;
         sync_dir(&self.dir)?;
         self.segments.insert(next, seg);
@@ -341,7 +402,18 @@ impl PartitionLog {
     pub fn close(&mut self) -> io::Result<()> {
         let active = self.active_mut();
         active.file().sync_all()?;
-        active.seal()
+        active.seal()?;
+        producer_state::write_snapshot(&self.dir, self.log_end_offset(), &self.producers)
+    }
+
+    /// The idempotent producers known to this partition.
+    pub fn producer_state(&self) -> &ProducerState {
+        &self.producers
+    }
+
+    /// Forgets producers silent for `expiration_ms` (`producer.id.expiration.ms`).
+    pub fn expire_producers(&mut self, now_ms: i64, expiration_ms: i64) {
+        self.producers.expire(now_ms, expiration_ms);
     }
 
     /// Applies a new config to future appends and rolls.

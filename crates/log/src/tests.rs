@@ -168,3 +168,65 @@ fn segment_ms_rolls() {
     log.append(&batch, &parsed, 1200, 0, false).unwrap();
     assert_eq!(log.segment_count(), 2);
 }
+
+fn idempotent_batch(pid: i64, epoch: i16, seq: i32, records: i32) -> Vec<u8> {
+    let mut b = build_test_batch(records, 10, 1);
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+fn append_bytes(log: &mut PartitionLog, b: &[u8]) -> Result<AppendInfo, AppendError> {
+    let parsed = validate_produce(b, LIMITS).unwrap();
+    log.append(b, &parsed, 1, 0, false)
+}
+
+#[test]
+fn idempotent_retries_are_not_written_twice_even_after_restart() {
+    for clean in [true, false] {
+        let dir = tempfile::tempdir().unwrap();
+        let pdir = dir.path().join("t-0");
+        let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+        append(&mut log, 2, 1); // a plain producer's batch at offsets 0..=1
+        let first = idempotent_batch(5, 0, 0, 3);
+        assert_eq!(append_bytes(&mut log, &first).unwrap().base_offset, 2);
+        let retry = append_bytes(&mut log, &first).unwrap();
+        assert!(retry.duplicate);
+        assert_eq!((retry.base_offset, retry.last_offset), (2, 4));
+        assert_eq!(log.log_end_offset(), 5);
+        // Roll a few segments so the snapshot and the replayed tail both matter.
+        for i in 0..40 {
+            append(&mut log, 3, i);
+        }
+        let second = idempotent_batch(5, 0, 3, 2);
+        let at = append_bytes(&mut log, &second).unwrap().base_offset;
+        if clean {
+            log.close().unwrap();
+        }
+        drop(log);
+        let (mut log, _) = PartitionLog::open(&pdir, small_config(), clean).unwrap();
+        let end = log.log_end_offset();
+        let retry = append_bytes(&mut log, &second).unwrap();
+        assert!(retry.duplicate, "clean={clean}");
+        assert_eq!(retry.base_offset, at);
+        assert_eq!(log.log_end_offset(), end);
+        let gap = idempotent_batch(5, 0, 9, 1);
+        assert!(matches!(
+            append_bytes(&mut log, &gap),
+            Err(AppendError::Producer(
+                producer_state::ProducerError::OutOfOrder {
+                    expected: 5,
+                    got: 9
+                }
+            ))
+        ));
+        let zombie = idempotent_batch(5, -1, 5, 1);
+        assert!(matches!(
+            append_bytes(&mut log, &zombie),
+            Err(AppendError::Producer(_))
+        ));
+    }
+}

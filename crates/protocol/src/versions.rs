@@ -59,6 +59,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::ListGroups, 0, 5),
     api(ApiKey::DeleteGroups, 0, 2),
     api(ApiKey::OffsetDelete, 0, 0),
+    api(ApiKey::InitProducerId, 0, 5),
 ];
 
 /// The table row for a raw api key, if Klamm implements that API.

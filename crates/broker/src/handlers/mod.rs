@@ -17,6 +17,7 @@ mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod init_producer_id;
 mod join_group;
 mod leave_group;
 mod list_groups;
@@ -140,6 +141,7 @@ fn route(
         RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, info),
         RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, v),
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r),
+        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, v, info),
         RequestKind::JoinGroup(r) => join_group::handle(broker, header, r, v, info),
         RequestKind::SyncGroup(r) => sync_group::handle(broker, r),

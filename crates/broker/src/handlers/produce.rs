@@ -11,6 +11,8 @@ use kafka_protocol::messages::produce_response::{PartitionProduceResponse, Topic
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, StrBytes};
 use klamm_config::TimestampType;
+use klamm_log::producer_state::ProducerError;
+use klamm_log::AppendError;
 use klamm_protocol::batch::{self, ProduceLimits};
 use klamm_protocol::frame::HeaderPeek;
 use std::sync::Arc;
@@ -113,13 +115,25 @@ fn append_one(
                 .with_log_start_offset(partition.log().log_start_offset());
             (resp, Some((partition.clone(), info.last_offset)))
         }
-        Err(e) => {
+        Err(AppendError::Producer(e)) => {
+            tracing::debug!(topic = %topic.name, partition = index, error = %e, "idempotent batch refused");
+            (error(index, producer_error(&e), Some(e.to_string())), None)
+        }
+        Err(AppendError::Io(e)) => {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
             (
                 error(index, ResponseError::KafkaStorageError, Some(e.to_string())),
                 None,
             )
         }
+    }
+}
+
+fn producer_error(e: &ProducerError) -> ResponseError {
+    match e {
+        ProducerError::StaleEpoch { .. } => ResponseError::InvalidProducerEpoch,
+        ProducerError::OutOfOrder { .. } => ResponseError::OutOfOrderSequenceNumber,
+        ProducerError::UnknownProducer { .. } => ResponseError::UnknownProducerId,
     }
 }
 
