@@ -85,6 +85,9 @@ class Broker:
             str(self.data_dir),
             "--listeners",
             f"PLAINTEXT://{self.bootstrap}",
+            # Test brokers run side by side: none takes the default admin port 9644 unless a
+            # test asks for an admin listener itself.
+            *([] if any("admin.listener" in a for a in self.extra_args) else ["--set", "admin.listener="]),
             *self.extra_args,
         ]
 

@@ -10,11 +10,13 @@
 //! Architecture invariant: this is the only crate that knows sockets, tasks and time; the
 //! protocol, log and config crates it drives are pure.
 
+pub mod admin;
 pub mod alloc;
 pub mod connection;
 pub mod groups;
 pub mod handlers;
 pub mod metadata;
+pub mod metrics;
 pub mod partition;
 pub mod response;
 pub mod server;

@@ -130,12 +130,29 @@ pub fn kafka_base64(id: Uuid) -> String {
     out
 }
 
-/// Writes Kafka's `partition.metadata` (the topic id) into a partition directory.
-pub fn write_partition_metadata(partition_dir: &Path, topic_id: Uuid) -> io::Result<()> {
-    let body = format!("version: 0\ntopic_id: {}\n", kafka_base64(topic_id));
-    write_atomic(partition_dir, "partition.metadata", body.as_bytes())?;
-    // Single node: leader epoch 0 from offset 0, in Kafka's checkpoint format.
-    write_atomic(partition_dir, "leader-epoch-checkpoint", b"0\n1\n0 0\n")
+/// Writes Kafka's `partition.metadata` (the topic id) and `leader-epoch-checkpoint` into a
+/// partition directory when they are missing. Not fsync'd: both are derived from the
+/// metadata image (which is), and every start rewrites them if a crash lost them.
+pub fn write_partition_metadata(
+    partition_dir: &Path,
+    topic_id: Uuid,
+    fresh: bool,
+) -> io::Result<()> {
+    let files: [(&str, String); 2] = [
+        (
+            "partition.metadata",
+            format!("version: 0\ntopic_id: {}\n", kafka_base64(topic_id)),
+        ),
+        // Single node: leader epoch 0 from offset 0, in Kafka's checkpoint format.
+        ("leader-epoch-checkpoint", "0\n1\n0 0\n".to_string()),
+    ];
+    for (name, body) in files {
+        let path = partition_dir.join(name);
+        if fresh || fs::read(&path).ok().as_deref() != Some(body.as_bytes()) {
+            fs::write(path, body)?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

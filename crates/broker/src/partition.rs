@@ -150,8 +150,14 @@ impl Partition {
         let (file, covered) = self.log().flush_target();
         let started = Instant::now();
         file.sync_data()?;
+        let took = started.elapsed();
+        if crate::metrics::enabled() {
+            crate::metrics::metrics()
+                .flush_duration
+                .observe(took.as_secs_f64());
+        }
         self.advance_high_watermark(covered);
-        Ok(started.elapsed())
+        Ok(took)
     }
 
     pub fn is_dirty(&self) -> bool {

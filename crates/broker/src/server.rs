@@ -1,5 +1,6 @@
 //! Listeners, the connection limits, and the broker's lifecycle from start to clean shutdown.
 
+use crate::admin::{self, Readiness};
 use crate::connection::{self, ConnectionInfo};
 use crate::state::{self, Broker};
 use klamm_config::Config;
@@ -62,6 +63,19 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
+    crate::metrics::set_enabled(config.get("metrics.enabled") != Some("false"));
+    let slow_ms = config
+        .get("request.slow.log.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(u64::MAX);
+    crate::handlers::set_slow_request_ms(slow_ms);
+    let readiness = Arc::new(Readiness::default());
+    let admin_addr = config.get("admin.listener").unwrap_or("").to_string();
+    if !admin_addr.is_empty() {
+        if let Some(l) = admin::bind(&admin_addr).await {
+            tokio::spawn(admin::serve(l, readiness.clone()));
+        }
+    }
     let (broker, flush_queue) = tokio::task::block_in_place(|| Broker::open(config))?;
     state::spawn_flushers(&broker, flush_queue);
     let mut listeners = Vec::new();
@@ -83,6 +97,8 @@ pub async fn run(
         );
         listeners.push((listener.name.clone(), bound));
     }
+    warn_localhost_in_container(&broker.settings);
+    readiness.set_ready(broker.clone());
     tracing::info!(
         node_id = broker.settings.node_id,
         cluster_id = %broker.cluster_id,
@@ -128,7 +144,12 @@ pub async fn run(
                 let b = broker.clone();
                 connections.spawn(async move {
                     let _slot = slot;
-                    connection::serve(b, stream, ConnectionInfo { peer, listener }).await;
+                    let m = crate::metrics::metrics();
+                    m.connections_accepted.with_label_values(&[&listener]).inc();
+                    m.connections_active.with_label_values(&[&listener]).inc();
+                    connection::serve(b, stream, ConnectionInfo { peer, listener: listener.clone() }).await;
+                    m.connections_active.with_label_values(&[&listener]).dec();
+                    m.connections_closed.with_label_values(&[&listener]).inc();
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
@@ -141,4 +162,18 @@ pub async fn run(
     tokio::task::block_in_place(|| broker.shutdown())?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// Advertising only `localhost` from inside a container is the most common compose mistake:
+/// other containers then connect to themselves. Say so at start.
+fn warn_localhost_in_container(settings: &klamm_config::BrokerSettings) {
+    let in_container = std::path::Path::new("/.dockerenv").exists()
+        || std::path::Path::new("/run/.containerenv").exists();
+    let local = |h: &str| h == "localhost" || h.starts_with("127.") || h == "::1";
+    if in_container && settings.advertised_listeners.iter().all(|l| local(&l.host)) {
+        tracing::warn!(
+            "running in a container but advertising only localhost: clients in other containers cannot reach this broker; \
+             set advertised.listeners (KLAMM_ADVERTISED_LISTENERS), e.g. INTERNAL://klamm:9092,EXTERNAL://localhost:19092"
+        );
+    }
 }

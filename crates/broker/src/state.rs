@@ -22,6 +22,8 @@ const CLEAN_SHUTDOWN_MARKER: &str = ".klamm_cleanshutdown";
 const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Partitions one topic may have: each costs three open files and two maps.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Threads that close partitions in parallel at shutdown.
+const CLOSE_THREADS: usize = 8;
 
 pub struct Topic {
     pub name: String,
@@ -196,14 +198,15 @@ impl Broker {
                     "recovery truncated the log at the first bad batch"
                 );
             }
-            if !clean {
+            if !clean && log.size_bytes() > 0 {
                 // What recovery kept becomes visible, so make sure it is durable first.
                 log.flush_target().0.sync_data()?;
             }
+            metadata::write_partition_metadata(&dir, id, false)?;
             log
         } else {
             let log = PartitionLog::create(&dir, config)?;
-            metadata::write_partition_metadata(&dir, id)?;
+            metadata::write_partition_metadata(&dir, id, true)?;
             log
         };
         Ok(Partition::new(
@@ -485,14 +488,26 @@ impl Broker {
     /// Clean shutdown: every log flushed and closed, then the marker that lets the next start
     /// skip recovery.
     pub fn shutdown(&self) -> anyhow::Result<()> {
-        let mut failed = false;
-        for p in self.all_partitions() {
-            if let Err(e) = p.close() {
-                failed = true;
-                tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
+        let partitions = self.all_partitions();
+        let failed = std::sync::atomic::AtomicBool::new(false);
+        // Closing fsyncs each changed partition; spread the fsyncs over a few threads so a
+        // broker with thousands of partitions still stops within shutdown.timeout.ms.
+        let workers = CLOSE_THREADS.min(partitions.len()).max(1);
+        let chunk = partitions.len().div_ceil(workers).max(1);
+        std::thread::scope(|scope| {
+            for part in partitions.chunks(chunk) {
+                let failed = &failed;
+                scope.spawn(move || {
+                    for p in part {
+                        if let Err(e) = p.close() {
+                            failed.store(true, std::sync::atomic::Ordering::Relaxed);
+                            tracing::error!(topic = %p.topic, partition = p.index, error = %e, "close failed");
+                        }
+                    }
+                });
             }
-        }
-        if !failed {
+        });
+        if !failed.into_inner() {
             fs::write(self.data_dir.join(CLEAN_SHUTDOWN_MARKER), b"")?;
             klamm_log::sync_dir(&self.data_dir)?;
         }

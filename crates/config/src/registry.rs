@@ -85,6 +85,8 @@ pub enum Validator {
     AdvertisedListeners,
     /// One directory: Klamm keeps all partitions under a single data dir.
     Dir,
+    /// `host:port` (IPv6 in brackets), or empty to disable.
+    HostPortOrEmpty,
 }
 
 /// Other spellings accepted on input and rewritten to the registry name. Within one
@@ -261,6 +263,14 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key("offsets.topic.segment.bytes", Int, "104857600", AtLeast(14),
         "segment.bytes of __consumer_offsets."),
     key("log.format", Str, "text", OneOf(&["text", "json"]), "Klamm: format of the broker's own log on stderr."),
+    key("admin.listener", Str, "0.0.0.0:9644", Validator::HostPortOrEmpty,
+        "Klamm: host:port of the admin HTTP listener (GET /metrics, /health, /ready); empty disables it."),
+    key("metrics.enabled", Boolean, "true", Validator::Any,
+        "Klamm: record request-path metrics (counters, latency histograms); false leaves only scrape-time gauges."),
+    key("metrics.partition.labels", Boolean, "true", Validator::Any,
+        "Klamm: label partition-level metrics and consumer lag by partition; false aggregates them per topic to bound cardinality."),
+    key("request.slow.log.ms", Long, "1000", AtLeast(0),
+        "Klamm: requests taking at least this long are logged at WARN (Fetch: excluding its long-poll wait)."),
     key("shutdown.timeout.ms", Long, "5000", AtLeast(0),
         "Klamm: on shutdown, how long to drain connections before aborting them."),
 ];

@@ -145,6 +145,12 @@ fn normalize_string(value: &str, validator: Validator) -> Option<String> {
         }
         // Kafka allows a comma-separated list of dirs; Klamm keeps one data dir.
         Validator::Dir => Some(value.to_string()).filter(|v| !v.is_empty() && !v.contains(',')),
+        Validator::HostPortOrEmpty if value.is_empty() => Some(String::new()),
+        Validator::HostPortOrEmpty => {
+            let (host, port) = value.rsplit_once(':')?;
+            let host_ok = !host.is_empty() && !host.contains(['/', ' ', ',']);
+            (host_ok && port.parse::<u16>().is_ok()).then(|| value.to_string())
+        }
         _ => Some(value.to_string()),
     }
 }
@@ -200,6 +206,9 @@ fn expected(name: &str, ty: ConfigType, validator: Validator, value: &str) -> St
                 .into()
         }
         (_, Validator::Dir) => "a single directory path".into(),
+        (_, Validator::HostPortOrEmpty) => {
+            "host:port (e.g. 0.0.0.0:9644), or empty to disable".into()
+        }
         _ => "a string".into(),
     }
 }

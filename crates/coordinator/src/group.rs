@@ -326,11 +326,12 @@ impl Group {
         member.rebalance_timeout_ms = req.rebalance_timeout_ms;
         member.heartbeat_deadline_ms = now_ms + req.session_timeout_ms as i64;
         let is_leader = self.leader.as_deref() == Some(id.as_str());
+        // A stable group's leader rejoining asks for a new assignment (Kafka rebalances).
+        let leader_rejoins_stable = is_leader && self.state == GroupState::Stable;
+        let answer_now = !(changed || leader_rejoins_stable);
         match self.state {
             GroupState::PreparingRebalance => {}
-            GroupState::CompletingRebalance | GroupState::Stable
-                if !changed && !(is_leader && self.state == GroupState::Stable) =>
-            {
+            GroupState::CompletingRebalance | GroupState::Stable if answer_now => {
                 // The member lost our join answer, or rejoins without changes: no rebalance.
                 return now(self.current_join(&id));
             }
@@ -820,9 +821,8 @@ impl Group {
         }
         if !expired.is_empty() {
             effects.merge(self.after_removal(config, now_ms));
-        } else if !expired_pending.is_empty() {
-            effects.merge(self.try_complete_join(now_ms));
-        } else if self.state == GroupState::PreparingRebalance {
+        } else {
+            // Expired pending members (or the end of the initial delay) may complete a join.
             effects.merge(self.try_complete_join(now_ms));
         }
         effects

@@ -284,6 +284,11 @@ impl Coordinator {
         self.groups.get(group_id).map(|g| g.describe())
     }
 
+    /// The group's generation: how many rebalances it has completed.
+    pub fn generation(&self, group_id: &str) -> i32 {
+        self.groups.get(group_id).map_or(0, |g| g.generation)
+    }
+
     /// `(group_id, protocol_type, state)` of every group.
     pub fn list(&self) -> Vec<(String, String, GroupState)> {
         self.groups

@@ -32,6 +32,16 @@ enum Command {
     /// Inspect and check configuration.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Exit 0 when the local broker is ready (the container healthcheck).
+    Health {
+        /// The broker's readiness endpoint [default: /ready on `admin.listener` from the
+        /// environment (KLAMM_ADMIN_LISTENER), else http://127.0.0.1:9644/ready].
+        #[arg(long, env = "KLAMM_HEALTH_URL")]
+        url: Option<String>,
+        /// Give up after this many milliseconds.
+        #[arg(long, default_value_t = 3000)]
+        timeout_ms: u64,
+    },
 }
 
 #[derive(Args)]
@@ -110,7 +120,76 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Serve(args) => serve(args),
         Command::Config(cmd) => config_command(cmd),
+        Command::Health { url, timeout_ms } => {
+            health(&url.unwrap_or_else(default_health_url), timeout_ms)
+        }
     }
+}
+
+/// `/ready` on the admin listener the broker would use with this environment.
+fn default_health_url() -> String {
+    let opts = LoadOptions {
+        env: std::env::vars().collect(),
+        ..LoadOptions::default()
+    };
+    let addr = Config::load(&opts)
+        .ok()
+        .and_then(|(c, _)| c.get("admin.listener").map(str::to_string))
+        .filter(|a| !a.is_empty())
+        .unwrap_or_else(|| "127.0.0.1:9644".to_string());
+    let addr = addr
+        .replace("0.0.0.0:", "127.0.0.1:")
+        .replace("[::]:", "[::1]:");
+    format!("http://{addr}/ready")
+}
+
+/// GETs the readiness endpoint: 200 means ready.
+fn health(url: &str, timeout_ms: u64) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("klamm health: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let timeout = std::time::Duration::from_millis(timeout_ms);
+    match runtime.block_on(async { tokio::time::timeout(timeout, get_status(url)).await }) {
+        Ok(Ok(200)) => {
+            println!("ready");
+            ExitCode::SUCCESS
+        }
+        Ok(Ok(status)) => {
+            eprintln!("klamm health: {url} answered {status}: not ready (still recovering?)");
+            ExitCode::FAILURE
+        }
+        Ok(Err(e)) => {
+            eprintln!("klamm health: cannot reach {url}: {e} (is the broker running, with admin.listener enabled?)");
+            ExitCode::FAILURE
+        }
+        Err(_) => {
+            eprintln!("klamm health: {url} did not answer within {timeout_ms} ms");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn get_status(url: &str) -> anyhow::Result<u16> {
+    let uri: hyper::Uri = url.parse()?;
+    let host = uri
+        .host()
+        .ok_or_else(|| anyhow::anyhow!("no host in {url}"))?;
+    let port = uri.port_u16().unwrap_or(80);
+    let stream = tokio::net::TcpStream::connect((host, port)).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let request = hyper::Request::get(uri.path())
+        .header("host", format!("{host}:{port}"))
+        .body(http_body_util::Empty::<hyper::body::Bytes>::new())?;
+    Ok(sender.send_request(request).await?.status().as_u16())
 }
 
 fn config_error(e: impl std::fmt::Display) -> ExitCode {

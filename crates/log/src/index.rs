@@ -19,14 +19,19 @@ pub struct IndexFile<const ENTRY_BYTES: usize> {
     map: Option<MmapMut>,
     entries: usize,
     capacity_entries: usize,
+    /// Bytes the file may grow to (`segment.index.bytes`); 0 for a sealed index.
+    grow_to_bytes: u64,
+    /// Changed since opened or last sealed: sealing has work to do.
+    dirty: bool,
 }
 
 pub type OffsetIndex = IndexFile<8>;
 pub type TimeIndex = IndexFile<12>;
 
 impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
-    /// Opens (or creates) an index. `preallocate_bytes` > 0 makes it writable with room for
-    /// that many bytes of entries; 0 opens it sealed at its current length.
+    /// Opens (or creates) an index. `preallocate_bytes` > 0 makes it writable: the file
+    /// grows to that size on the first append that needs room (not at open, so that opening
+    /// and closing an untouched partition costs no writes); 0 opens it sealed.
     /// Entries are taken to be the file's length rounded down to whole entries; a caller that
     /// does not trust the file (after a crash) rebuilds it with [`Self::reset`].
     pub fn open(path: &Path, preallocate_bytes: u64) -> io::Result<Self> {
@@ -44,13 +49,21 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
             map: None,
             entries,
             capacity_entries: entries,
+            grow_to_bytes: preallocate_bytes,
+            dirty: false,
         };
-        index.resize(preallocate_bytes.max((entries * ENTRY_BYTES) as u64))?;
+        let exact = (entries * ENTRY_BYTES) as u64;
+        if len_bytes as u64 != exact {
+            index.resize(exact)?;
+        } else if exact > 0 {
+            index.map = Some(mmap::map_write(&index.file)?);
+        }
         Ok(index)
     }
 
     fn resize(&mut self, len_bytes: u64) -> io::Result<()> {
         let len_bytes = len_bytes - len_bytes % ENTRY_BYTES as u64;
+        self.dirty = true;
         self.map = None;
         self.file.set_len(len_bytes)?;
         self.capacity_entries = len_bytes as usize / ENTRY_BYTES;
@@ -64,8 +77,12 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         self.entries
     }
 
+    /// No room left, even after growing to `segment.index.bytes`: the segment must roll.
     pub fn is_full(&self) -> bool {
-        self.entries >= self.capacity_entries
+        self.entries
+            >= self
+                .capacity_entries
+                .max(self.grow_to_bytes as usize / ENTRY_BYTES)
     }
 
     pub fn path(&self) -> &Path {
@@ -82,6 +99,10 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         if self.is_full() {
             return false;
         }
+        if self.entries >= self.capacity_entries && self.resize(self.grow_to_bytes).is_err() {
+            return false;
+        }
+        self.dirty = true;
         let at = self.entries * ENTRY_BYTES;
         let map = self.map.as_mut().expect("a non-full index is mapped");
         map[at..at + ENTRY_BYTES].copy_from_slice(&bytes);
@@ -89,20 +110,26 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         true
     }
 
-    /// Drops all entries (for a rebuild), keeping `preallocate_bytes` of room.
+    /// Drops all entries (for a rebuild); the file may grow to `preallocate_bytes` again.
     pub fn reset(&mut self, preallocate_bytes: u64) -> io::Result<()> {
         self.entries = 0;
-        self.resize(0)?;
-        self.resize(preallocate_bytes)
+        self.grow_to_bytes = preallocate_bytes;
+        self.resize(0)
     }
 
     /// Trims the file to its entries and flushes it: the segment is sealed or being closed.
+    /// Nothing to do when nothing changed since it was opened or last sealed.
     pub fn seal(&mut self) -> io::Result<()> {
+        if !self.dirty {
+            return Ok(());
+        }
         if let Some(map) = &self.map {
             map.flush()?;
         }
         self.resize((self.entries * ENTRY_BYTES) as u64)?;
-        self.file.sync_all()
+        self.file.sync_all()?;
+        self.dirty = false;
+        Ok(())
     }
 
     /// Index of the last entry whose key is `<= key` (by `key_of`), if any. Entries are

@@ -111,14 +111,19 @@ pub struct PartitionLog {
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     producers: ProducerState,
+    /// Segments rolled since this log was opened (for metrics).
+    rolls: u64,
+    /// Appended to, rolled or recovered since opened or last closed: closing has work to do.
+    modified: bool,
 }
 
 impl PartitionLog {
-    /// Creates a new, empty partition directory with its first segment.
+    /// Creates a new, empty partition directory with its first segment. Nothing is fsync'd:
+    /// an empty log has nothing to lose, and [`PartitionLog::open`] recreates a first segment
+    /// that a crash took away. (The topic itself is durable through the broker's metadata.)
     pub fn create(dir: &Path, config: LogConfig) -> io::Result<PartitionLog> {
         fs::create_dir_all(dir)?;
         let first = Segment::create(dir, 0, config.limits())?;
-        sync_dir(dir)?;
         let mut segments = BTreeMap::new();
         segments.insert(0, first);
         Ok(PartitionLog {
@@ -127,6 +132,8 @@ impl PartitionLog {
             segments,
             log_start_offset: 0,
             producers: ProducerState::default(),
+            rolls: 0,
+            modified: true,
         })
     }
 
@@ -169,6 +176,8 @@ impl PartitionLog {
             segments,
             log_start_offset,
             producers: ProducerState::default(),
+            rolls: 0,
+            modified: !clean,
         };
         log.load_producer_state()?;
         Ok((log, report))
@@ -189,6 +198,8 @@ impl PartitionLog {
                 true
             })?;
         }
+        // Replayed batches are in the log already: only new changes need a snapshot.
+        state.mark_clean();
         self.producers = state;
         Ok(())
     }
@@ -222,6 +233,7 @@ impl PartitionLog {
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
         let mut first_duplicate = None;
+        self.modified = true;
         for (header, range) in batches {
             if header.producer_id >= 0 {
                 match self
@@ -286,9 +298,11 @@ impl PartitionLog {
         let next = self.log_end_offset();
         self.active_mut().seal()?;
         producer_state::write_snapshot(&self.dir, next, &self.producers)?;
+        self.producers.mark_clean();
         let seg = Segment::create(&self.dir, next, self.config.limits())?;
         sync_dir(&self.dir)?;
         self.segments.insert(next, seg);
+        self.rolls += 1;
         Ok(())
     }
 
@@ -395,15 +409,23 @@ impl PartitionLog {
     /// fsyncs the file outside any lock; everything below the returned offset is then
     /// durable (rolled segments were fsync'd when sealed).
     pub fn flush_target(&self) -> (Arc<File>, i64) {
+        debug_assert!(!self.segments.is_empty());
         (self.active().file(), self.log_end_offset())
     }
 
     /// Flushes and trims the active segment's indexes so a clean restart can trust them.
+    /// Nothing is written for a log untouched since it was opened.
     pub fn close(&mut self) -> io::Result<()> {
-        let active = self.active_mut();
-        active.file().sync_all()?;
-        active.seal()?;
-        producer_state::write_snapshot(&self.dir, self.log_end_offset(), &self.producers)
+        if !self.modified {
+            return Ok(());
+        }
+        self.active_mut().seal()?;
+        if self.producers.is_dirty() {
+            producer_state::write_snapshot(&self.dir, self.log_end_offset(), &self.producers)?;
+            self.producers.mark_clean();
+        }
+        self.modified = false;
+        Ok(())
     }
 
     /// The idempotent producers known to this partition.
@@ -438,6 +460,10 @@ impl PartitionLog {
     }
     pub fn size_bytes(&self) -> u64 {
         self.segments.values().map(|s| s.size_bytes()).sum()
+    }
+    /// Segments rolled since the log was opened.
+    pub fn rolls(&self) -> u64 {
+        self.rolls
     }
     pub fn segment_count(&self) -> usize {
         self.segments.len()

@@ -86,6 +86,8 @@ fn last_seq(header: &BatchHeader) -> i32 {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ProducerState {
     producers: BTreeMap<i64, ProducerEntry>,
+    /// Changed since the last snapshot was written or loaded.
+    dirty: bool,
 }
 
 impl ProducerState {
@@ -141,6 +143,7 @@ impl ProducerState {
         if header.producer_id < 0 {
             return;
         }
+        self.dirty = true;
         let entry = self.producers.entry(header.producer_id).or_default();
         if header.producer_epoch != entry.epoch {
             entry.epoch = header.producer_epoch;
@@ -160,8 +163,19 @@ impl ProducerState {
 
     /// Forgets producers silent for longer than `expiration_ms` (`producer.id.expiration.ms`).
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
+        let before = self.producers.len();
         self.producers
             .retain(|_, e| e.last_timestamp_ms.saturating_add(expiration_ms) >= now_ms);
+        self.dirty |= self.producers.len() != before;
+    }
+
+    /// Whether the state changed since the last snapshot.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    pub fn mark_clean(&mut self) {
+        self.dirty = false;
     }
 
     pub fn len(&self) -> usize {
@@ -387,6 +401,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let mut s = ProducerState::default();
         s.update(&header(1, 2, 0, 2), 0, 1);
+        s.mark_clean(); // a loaded snapshot is clean
         write_snapshot(dir.path(), 2, &s).unwrap();
         write_snapshot(dir.path(), 5, &s).unwrap();
         write_snapshot(dir.path(), 9, &s).unwrap();

@@ -366,6 +366,83 @@ fn put_varint(out: &mut Vec<u8>, value: i64) {
     }
 }
 
+/// `(offset, timestamp)` of every record in one stored batch, decompressing if needed. Only
+/// for the rare paths that need per-record timestamps (ListOffsets by time); never on
+/// produce or fetch. For LogAppendTime batches every record carries the batch's max timestamp.
+pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, BatchError> {
+    let header = check_batch(batch)?;
+    if header.is_log_append_time() {
+        return Ok((header.base_offset..=header.last_offset())
+            .map(|offset| (offset, header.max_timestamp))
+            .collect());
+    }
+    let mut buf = bytes::Bytes::copy_from_slice(&batch[..header.total_bytes()]);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
+        .map_err(|e| BatchError::Corrupt(format!("cannot decode records: {e}")))?;
+    Ok(set
+        .records
+        .iter()
+        .map(|r| (r.offset, r.timestamp))
+        .collect())
+}
+
+/// Encodes key/value records (value None = tombstone) as one uncompressed v2 batch with
+/// offsets from 0, for the broker's own internal topics.
+pub fn encode_key_values(
+    records: &[(bytes::Bytes, Option<bytes::Bytes>)],
+    timestamp_ms: i64,
+) -> bytes::Bytes {
+    use kafka_protocol::records::{
+        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+    };
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: -1,
+            producer_epoch: -1,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: -1,
+            timestamp: timestamp_ms,
+            key: Some(key.clone()),
+            value: value.clone(),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = bytes::BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression: Compression::None,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options)
+        .expect("in-memory encoding of valid records cannot fail");
+    buf.freeze()
+}
+
+/// A record's key and value (None = null).
+pub type KeyValue = (Option<bytes::Bytes>, Option<bytes::Bytes>);
+
+/// `(key, value)` of every record in the batches of `buf` (decompressing as needed),
+/// skipping control batches. For replaying internal topics at start-up.
+pub fn decode_key_values(buf: &[u8]) -> Result<Vec<KeyValue>, BatchError> {
+    let mut out = Vec::new();
+    for (pos, header) in headers(buf) {
+        if header.is_control() {
+            continue;
+        }
+        let mut one = bytes::Bytes::copy_from_slice(&buf[pos..pos + header.total_bytes()]);
+        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut one)
+            .map_err(|e| BatchError::Corrupt(format!("cannot decode records: {e}")))?;
+        out.extend(set.records.into_iter().map(|r| (r.key, r.value)));
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -484,80 +561,4 @@ mod tests {
             ResponseError::UnsupportedCompressionType
         );
     }
-}
-
-/// `(offset, timestamp)` of every record in one stored batch, decompressing if needed. Only
-/// for the rare paths that need per-record timestamps (ListOffsets by time); never on
-/// produce or fetch. For LogAppendTime batches every record carries the batch's max timestamp.
-pub fn record_timestamps(batch: &[u8]) -> Result<Vec<(i64, i64)>, BatchError> {
-    let header = check_batch(batch)?;
-    if header.is_log_append_time() {
-        return Ok((header.base_offset..=header.last_offset())
-            .map(|offset| (offset, header.max_timestamp))
-            .collect());
-    }
-    let mut buf = bytes::Bytes::copy_from_slice(&batch[..header.total_bytes()]);
-    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut buf)
-        .map_err(|e| BatchError::Corrupt(format!("cannot decode records: {e}")))?;
-    Ok(set
-        .records
-        .iter()
-        .map(|r| (r.offset, r.timestamp))
-        .collect())
-}
-
-/// Encodes key/value records (value None = tombstone) as one uncompressed v2 batch with
-/// offsets from 0, for the broker's own internal topics.
-pub fn encode_key_values(
-    records: &[(bytes::Bytes, Option<bytes::Bytes>)],
-    timestamp_ms: i64,
-) -> bytes::Bytes {
-    use kafka_protocol::records::{
-        Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-    };
-    let records: Vec<Record> = records
-        .iter()
-        .enumerate()
-        .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: -1,
-            timestamp: timestamp_ms,
-            key: Some(key.clone()),
-            value: value.clone(),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = bytes::BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options)
-        .expect("in-memory encoding of valid records cannot fail");
-    buf.freeze()
-}
-
-/// `(key, value)` of every record in the batches of `buf` (decompressing as needed),
-/// skipping control batches. For replaying internal topics at start-up.
-pub fn decode_key_values(
-    buf: &[u8],
-) -> Result<Vec<(Option<bytes::Bytes>, Option<bytes::Bytes>)>, BatchError> {
-    let mut out = Vec::new();
-    for (pos, header) in headers(buf) {
-        if header.is_control() {
-            continue;
-        }
-        let mut one = bytes::Bytes::copy_from_slice(&buf[pos..pos + header.total_bytes()]);
-        let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut one)
-            .map_err(|e| BatchError::Corrupt(format!("cannot decode records: {e}")))?;
-        out.extend(set.records.into_iter().map(|r| (r.key, r.value)));
-    }
-    Ok(out)
 }

@@ -299,6 +299,22 @@ pub fn partition_for_group(group: &str, partitions: i32) -> i32 {
     abs % partitions.max(1)
 }
 
+/// Topics listed in a consumer-protocol subscription (`version:int16` then the
+/// ConsumerProtocolSubscription body). Empty when the metadata does not parse.
+pub fn subscription_topics(metadata: &[u8]) -> Vec<String> {
+    use kafka_protocol::messages::ConsumerProtocolSubscription;
+    use kafka_protocol::protocol::Decodable;
+    if metadata.len() < 2 {
+        return Vec::new();
+    }
+    let version = i16::from_be_bytes([metadata[0], metadata[1]]);
+    let mut body = Bytes::copy_from_slice(&metadata[2..]);
+    match ConsumerProtocolSubscription::decode(&mut body, version.clamp(0, 3)) {
+        Ok(sub) => sub.topics.into_iter().map(|t| t.to_string()).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,21 +389,5 @@ mod tests {
         // "test-group".hashCode() == 627841412 in Java (computed independently); % 50 == 12.
         assert_eq!(partition_for_group("test-group", 50), 12);
         assert_eq!(partition_for_group("", 50), 0);
-    }
-}
-
-/// Topics listed in a consumer-protocol subscription (`version:int16` then the
-/// ConsumerProtocolSubscription body). Empty when the metadata does not parse.
-pub fn subscription_topics(metadata: &[u8]) -> Vec<String> {
-    use kafka_protocol::messages::ConsumerProtocolSubscription;
-    use kafka_protocol::protocol::Decodable;
-    if metadata.len() < 2 {
-        return Vec::new();
-    }
-    let version = i16::from_be_bytes([metadata[0], metadata[1]]);
-    let mut body = Bytes::copy_from_slice(&metadata[2..]);
-    match ConsumerProtocolSubscription::decode(&mut body, version.clamp(0, 3)) {
-        Ok(sub) => sub.topics.into_iter().map(|t| t.to_string()).collect(),
-        Err(_) => Vec::new(),
     }
 }

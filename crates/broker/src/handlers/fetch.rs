@@ -18,26 +18,63 @@ use tokio::time::Instant;
 const READ_COMMITTED: i8 = 1;
 
 pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Reply {
-    let deadline = Instant::now() + Duration::from_millis(request.max_wait_ms.max(0) as u64);
+    let started = Instant::now();
+    let deadline = started + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut changed = broker.data_changed.subscribe();
     let (response, done) = build(broker, &request);
     if done {
+        record(&response, started.elapsed(), Duration::ZERO);
         return Reply::Now(ResponseKind::Fetch(response));
     }
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
+        let mut waited = Duration::ZERO;
         loop {
-            tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => break,
-                r = changed.changed() => if r.is_err() { break },
-            }
+            let wait_started = Instant::now();
+            let timed_out = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => true,
+                r = changed.changed() => r.is_err(),
+            };
+            waited += wait_started.elapsed();
             let (response, done) = build(&broker, &request);
-            if done {
+            if done || timed_out {
+                record(&response, started.elapsed().saturating_sub(waited), waited);
                 return ResponseKind::Fetch(response);
             }
         }
-        ResponseKind::Fetch(build(&broker, &request).0)
     }))
+}
+
+/// Fetch metrics: processing time and long-poll wait apart, bytes and records per topic.
+fn record(response: &FetchResponse, processing: Duration, waited: Duration) {
+    crate::handlers::note_slow("Fetch", processing);
+    if !crate::metrics::enabled() {
+        return;
+    }
+    let m = crate::metrics::metrics();
+    m.request_duration
+        .with_label_values(&["Fetch"])
+        .observe(processing.as_secs_f64());
+    m.fetch_wait.observe(waited.as_secs_f64());
+    for t in &response.responses {
+        let (mut bytes, mut records) = (0u64, 0u64);
+        for p in &t.partitions {
+            if let Some(r) = &p.records {
+                bytes += r.len() as u64;
+                records += klamm_protocol::batch::headers(r)
+                    .map(|(_, h)| h.records_count.max(0) as u64)
+                    .sum::<u64>();
+            }
+        }
+        if bytes > 0 {
+            m.fetch_bytes
+                .with_label_values(&[t.topic.0.as_str()])
+                .inc_by(bytes);
+            m.fetch_records
+                .with_label_values(&[t.topic.0.as_str()])
+                .inc_by(records);
+        }
+    }
 }
 
 /// One pass over the requested partitions. `done` when the response should go out now:

@@ -21,7 +21,7 @@ pub fn handle(broker: &Arc<Broker>, request: InitProducerIdRequest) -> Reply {
         ));
     }
     let (pid, epoch) = (request.producer_id.0, request.producer_epoch);
-    let bumped = (pid >= 0 && epoch >= 0 && epoch < i16::MAX - 1).then_some((pid, epoch + 1));
+    let bumped = (pid >= 0 && (0..i16::MAX - 1).contains(&epoch)).then_some((pid, epoch + 1));
     let result = match bumped {
         Some(ids) => Ok(ids),
         None => broker.allocate_producer_id().map(|id| (id, 0)),

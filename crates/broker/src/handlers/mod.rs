@@ -40,6 +40,7 @@ use klamm_protocol::versions;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::time::Instant;
 
 /// What a handler produces. Built once per request and moved straight into the pending
 /// response, so the size difference between variants costs nothing worth boxing for.
@@ -118,8 +119,115 @@ pub fn dispatch(
             "ignoring trailing bytes"
         );
     }
+    if crate::metrics::enabled() {
+        crate::metrics::metrics()
+            .requests
+            .with_label_values(&[api_name(api)])
+            .inc();
+    }
     let reply = route(broker, &header, request, info)?;
-    Ok(finish(reply, peek, api))
+    Ok(finish(reply, peek, api, Instant::now()))
+}
+
+/// Kafka's name of an API, as used in metric labels (`Produce`, `Fetch`, …).
+pub fn api_name(api: ApiKey) -> &'static str {
+    // The crate's Debug names are Kafka's API names.
+    static NAMES: std::sync::OnceLock<std::collections::HashMap<i16, &'static str>> =
+        std::sync::OnceLock::new();
+    NAMES
+        .get_or_init(|| {
+            ApiKey::iter()
+                .map(|k| (k as i16, &*Box::leak(format!("{k:?}").into_boxed_str())))
+                .collect()
+        })
+        .get(&(api as i16))
+        .copied()
+        .unwrap_or("Unknown")
+}
+
+/// Slow-request threshold (`request.slow.log.ms`), read once.
+static SLOW_REQUEST_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+pub fn set_slow_request_ms(ms: u64) {
+    SLOW_REQUEST_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Logs (and counts) a request slower than `request.slow.log.ms`.
+pub fn note_slow(api: &'static str, took: std::time::Duration) {
+    let limit = SLOW_REQUEST_MS.load(std::sync::atomic::Ordering::Relaxed);
+    if took.as_millis() as u64 >= limit {
+        tracing::warn!(api, took_ms = took.as_millis() as u64, "slow request");
+        if crate::metrics::enabled() {
+            crate::metrics::metrics()
+                .slow_requests
+                .with_label_values(&[api])
+                .inc();
+        }
+    }
+}
+
+/// Error codes in a response, one per failed item, for `klamm_request_errors_total`.
+fn error_codes(body: &ResponseKind) -> Vec<i16> {
+    match body {
+        ResponseKind::Produce(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
+            .collect(),
+        ResponseKind::Fetch(r) => r
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .chain([r.error_code])
+            .collect(),
+        ResponseKind::Metadata(r) => r.topics.iter().map(|t| t.error_code).collect(),
+        ResponseKind::ListOffsets(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        ResponseKind::CreateTopics(r) => r.topics.iter().map(|t| t.error_code).collect(),
+        ResponseKind::DeleteTopics(r) => r.responses.iter().map(|t| t.error_code).collect(),
+        ResponseKind::JoinGroup(r) => vec![r.error_code],
+        ResponseKind::SyncGroup(r) => vec![r.error_code],
+        ResponseKind::Heartbeat(r) => vec![r.error_code],
+        ResponseKind::LeaveGroup(r) => vec![r.error_code],
+        ResponseKind::OffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
+        ResponseKind::InitProducerId(r) => vec![r.error_code],
+        ResponseKind::FindCoordinator(r) => r
+            .coordinators
+            .iter()
+            .map(|c| c.error_code)
+            .chain([r.error_code])
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn observe(api: ApiKey, body: &ResponseKind, started: Instant) {
+    let name = api_name(api);
+    if api != ApiKey::Fetch {
+        // Fetch records its own time, without the long-poll wait.
+        note_slow(name, started.elapsed());
+    }
+    if !crate::metrics::enabled() {
+        return;
+    }
+    let m = crate::metrics::metrics();
+    if api != ApiKey::Fetch {
+        m.request_duration
+            .with_label_values(&[name])
+            .observe(started.elapsed().as_secs_f64());
+    }
+    for code in error_codes(body).into_iter().filter(|c| *c != 0) {
+        m.request_errors
+            .with_label_values(&[name, &klamm_protocol::errors::error_name(code)])
+            .inc();
+    }
 }
 
 fn route(
@@ -171,11 +279,18 @@ fn ready(outcome: Outcome) -> Pending {
     Box::pin(std::future::ready(outcome))
 }
 
-fn finish(reply: Reply, peek: HeaderPeek, api: ApiKey) -> Pending {
+fn finish(reply: Reply, peek: HeaderPeek, api: ApiKey, started: Instant) -> Pending {
     let (id, version) = (peek.correlation_id, peek.api_version);
     match reply {
-        Reply::Now(body) => ready(encode(id, api, version, &body)),
-        Reply::Later(fut) => Box::pin(async move { encode(id, api, version, &fut.await) }),
+        Reply::Now(body) => {
+            observe(api, &body, started);
+            ready(encode(id, api, version, &body))
+        }
+        Reply::Later(fut) => Box::pin(async move {
+            let body = fut.await;
+            observe(api, &body, started);
+            encode(id, api, version, &body)
+        }),
         Reply::Silent => ready(Outcome::Silent),
     }
 }

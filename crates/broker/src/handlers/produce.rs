@@ -108,6 +108,16 @@ fn append_one(
     let log_append_time = topic.settings.message_timestamp_type == TimestampType::LogAppendTime;
     match partition.append(&records, &batches, now_ms(), log_append_time) {
         Ok(info) => {
+            if crate::metrics::enabled() && !info.duplicate {
+                let m = crate::metrics::metrics();
+                let count: i64 = batches.iter().map(|(h, _)| h.records_count as i64).sum();
+                m.produce_bytes
+                    .with_label_values(&[&topic.name])
+                    .inc_by(records.len() as u64);
+                m.produce_records
+                    .with_label_values(&[&topic.name])
+                    .inc_by(count as u64);
+            }
             let resp = PartitionProduceResponse::default()
                 .with_index(index)
                 .with_base_offset(info.base_offset)
