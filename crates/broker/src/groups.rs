@@ -69,6 +69,10 @@ pub fn group_config(config: &Config) -> GroupConfig {
         ),
         max_group_size: int("group.max.size", d.max_group_size as i64) as usize,
         offsets_retention_ms: int("offsets.retention.minutes", 10080).saturating_mul(60_000),
+        offsets_retention_check_interval_ms: int(
+            "offsets.retention.check.interval.ms",
+            d.offsets_retention_check_interval_ms,
+        ),
         offset_metadata_max_bytes: int(
             "offset.metadata.max.bytes",
             d.offset_metadata_max_bytes as i64,

@@ -258,6 +258,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Members one consumer group may have (Kafka's default is unlimited; Klamm names a limit)."),
     key("group.member.metadata.max.bytes", Int, "1048576", AtLeast(1024),
         "Klamm: bytes of subscription metadata one member may send, and of the assignment the leader may give one member."),
+    key("offsets.retention.check.interval.ms", Long, "600000", AtLeast(1),
+        "How often expired offsets are removed and empty groups without offsets forgotten."),
     key("offset.metadata.max.bytes", Int, "4096", AtLeast(0),
         "The longest metadata string a committed offset may carry."),
     key("offsets.topic.segment.bytes", Int, "104857600", AtLeast(14),

@@ -57,6 +57,9 @@ pub struct GroupConfig {
     pub max_group_size: usize,
     /// `offsets.retention.minutes` in ms: offsets of an empty group live this long.
     pub offsets_retention_ms: i64,
+    /// `offsets.retention.check.interval.ms`: how often expired offsets are removed and empty
+    /// groups without offsets forgotten (until then such a group is listed as Empty).
+    pub offsets_retention_check_interval_ms: i64,
     /// `offset.metadata.max.bytes`: the metadata string of one committed offset.
     pub offset_metadata_max_bytes: usize,
     /// Protocol metadata (subscriptions) a member may send, all protocols together; and the
@@ -72,6 +75,7 @@ impl Default for GroupConfig {
             initial_rebalance_delay_ms: 3_000,
             max_group_size: 1_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
+            offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             member_metadata_max_bytes: 1 << 20,
         }
@@ -119,6 +123,8 @@ pub struct Coordinator {
     offsets: offsets::OffsetStore,
     /// Makes member ids unique within this coordinator's life.
     member_counter: u64,
+    /// When expired offsets and dead groups were last cleaned up.
+    last_cleanup_ms: Option<i64>,
 }
 
 impl Coordinator {
@@ -128,6 +134,7 @@ impl Coordinator {
             groups: BTreeMap::new(),
             offsets: offsets::OffsetStore::default(),
             member_counter: 0,
+            last_cleanup_ms: None,
         }
     }
 
@@ -355,6 +362,13 @@ impl Coordinator {
         for g in self.groups.values_mut() {
             effects.merge(g.tick(&config, now_ms));
         }
+        let due = self
+            .last_cleanup_ms
+            .is_none_or(|last| now_ms - last >= config.offsets_retention_check_interval_ms);
+        if !due {
+            return effects;
+        }
+        self.last_cleanup_ms = Some(now_ms);
         let empty_since: BTreeMap<String, i64> = self
             .groups
             .values()

@@ -5,6 +5,7 @@ const SESSION_MS: i32 = 10_000;
 fn config() -> GroupConfig {
     GroupConfig {
         initial_rebalance_delay_ms: 0,
+        offsets_retention_check_interval_ms: 0,
         ..GroupConfig::default()
     }
 }
@@ -308,4 +309,20 @@ fn delete_group_and_offsets() {
     assert_eq!(c.delete_group("nope").0, errors::GROUP_ID_NOT_FOUND);
     new_member(&mut c, 0);
     assert_eq!(c.delete_group("g").0, errors::NON_EMPTY_GROUP);
+}
+
+#[test]
+fn an_empty_group_is_listed_until_the_retention_check() {
+    let mut c = Coordinator::new(GroupConfig {
+        initial_rebalance_delay_ms: 0,
+        offsets_retention_check_interval_ms: 600_000,
+        ..GroupConfig::default()
+    });
+    c.tick(0);
+    let (a, _) = new_member(&mut c, 0);
+    c.leave("g", &[(a, None)], 10);
+    c.tick(1000);
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
+    c.tick(600_001);
+    assert!(c.describe("g").is_none());
 }
