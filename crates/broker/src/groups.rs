@@ -122,18 +122,7 @@ impl GroupCoordinator {
         group: &str,
         f: impl FnOnce(&mut Coordinator) -> (Answer<JoinOutcome>, Effects),
     ) -> Pending<JoinOutcome> {
-        let mut inner = self.lock();
-        let (answer, effects) = f(&mut inner.coordinator);
-        let pending = match answer {
-            Answer::Now(o) => Pending::Now(o),
-            Answer::Parked { member_id } => {
-                let (tx, rx) = oneshot::channel();
-                inner.joins.insert((group.to_string(), member_id), tx);
-                Pending::Wait(rx)
-            }
-        };
-        apply(broker, &mut inner, effects);
-        pending
+        self.answer(broker, group, |inner| &mut inner.joins, f)
     }
 
     pub fn sync(
@@ -142,13 +131,25 @@ impl GroupCoordinator {
         group: &str,
         f: impl FnOnce(&mut Coordinator) -> (Answer<SyncOutcome>, Effects),
     ) -> Pending<SyncOutcome> {
+        self.answer(broker, group, |inner| &mut inner.syncs, f)
+    }
+
+    /// Runs a JoinGroup or SyncGroup: a parked answer is registered in `parked` before the
+    /// call's effects are applied, since those effects may already carry it.
+    fn answer<T>(
+        &self,
+        broker: &Broker,
+        group: &str,
+        parked: impl FnOnce(&mut Inner) -> &mut HashMap<Key, oneshot::Sender<T>>,
+        f: impl FnOnce(&mut Coordinator) -> (Answer<T>, Effects),
+    ) -> Pending<T> {
         let mut inner = self.lock();
         let (answer, effects) = f(&mut inner.coordinator);
         let pending = match answer {
             Answer::Now(o) => Pending::Now(o),
             Answer::Parked { member_id } => {
                 let (tx, rx) = oneshot::channel();
-                inner.syncs.insert((group.to_string(), member_id), tx);
+                parked(&mut inner).insert((group.to_string(), member_id), tx);
                 Pending::Wait(rx)
             }
         };
