@@ -1,0 +1,78 @@
+//! `klamm serve` refuses bad configuration before opening anything: exit code 2 and a
+//! message naming the key and where the value came from. `klamm config` round-trips.
+
+use std::process::Command;
+
+fn klamm() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_klamm"))
+}
+
+#[test]
+fn invalid_values_exit_2_naming_the_key_before_opening_anything() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let bad_toml = dir.path().join("bad.toml");
+    std::fs::write(&bad_toml, "log.retention.hours = [1\n").unwrap();
+    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+        (
+            vec!["--set".into(), "log.segment.bytes=abc".into()],
+            vec![],
+            "log.segment.bytes (from --set)",
+        ),
+        (
+            vec![],
+            vec![("KLAMM_NUM_PARTITIONS", "zero")],
+            "num.partitions (from env KLAMM_NUM_PARTITIONS)",
+        ),
+        (
+            vec!["--config".into(), bad_toml.display().to_string()],
+            vec![],
+            "line 2",
+        ),
+        (
+            vec!["--listeners".into(), "nonsense".into()],
+            vec![],
+            "listeners",
+        ),
+    ];
+    for (args, env, expected) in cases {
+        let out = klamm()
+            .arg("serve")
+            .arg("--data-dir")
+            .arg(&data)
+            .args(&args)
+            .envs(env)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected {expected:?} in {stderr}"
+        );
+        assert!(
+            !data.exists(),
+            "{args:?}: the data dir was created despite the bad config"
+        );
+    }
+}
+
+#[test]
+fn print_default_is_the_example_file_and_validates() {
+    let out = klamm().args(["config", "print-default"]).output().unwrap();
+    assert!(out.status.success());
+    let example = concat!(env!("CARGO_MANIFEST_DIR"), "/../../config/klamm.toml");
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        std::fs::read_to_string(example).unwrap()
+    );
+    let out = klamm()
+        .args(["config", "validate", example])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
