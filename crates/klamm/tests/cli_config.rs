@@ -7,13 +7,16 @@ fn klamm() -> Command {
     Command::new(env!("CARGO_BIN_EXE_klamm"))
 }
 
+/// Arguments, environment, and what stderr must mention.
+type Case = (Vec<String>, Vec<(&'static str, &'static str)>, &'static str);
+
 #[test]
 fn invalid_values_exit_2_naming_the_key_before_opening_anything() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let bad_toml = dir.path().join("bad.toml");
     std::fs::write(&bad_toml, "log.retention.hours = [1\n").unwrap();
-    let cases: Vec<(Vec<String>, Vec<(&str, &str)>, &str)> = vec![
+    let cases: Vec<Case> = vec![
         (
             vec!["--set".into(), "log.segment.bytes=abc".into()],
             vec![],
