@@ -530,10 +530,33 @@ fn remove_deleted_dirs(data_dir: &Path) {
     }
 }
 
+/// How often idempotent-producer state is checked for expiry.
+const PRODUCER_EXPIRY_CHECK_MS: u64 = 60_000;
+
+/// Forgets idempotent producers silent for `producer.id.expiration.ms`, as Kafka does.
+async fn run_producer_expiry(broker: Arc<Broker>) {
+    let expiration_ms = broker
+        .config
+        .get("producer.id.expiration.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(86_400_000i64);
+    let mut tick =
+        tokio::time::interval(std::time::Duration::from_millis(PRODUCER_EXPIRY_CHECK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let now = now_ms();
+        for p in broker.all_partitions() {
+            p.log().expire_producers(now, expiration_ms);
+        }
+    }
+}
+
 /// Spawns the flusher matching `log.flush.policy`.
 pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
     tokio::spawn(partition::run_flusher(queue));
     tokio::spawn(crate::groups::run_ticker(broker.clone()));
+    tokio::spawn(run_producer_expiry(broker.clone()));
     if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
         let b = broker.clone();
         let interval = std::time::Duration::from_millis(broker.settings.flush_interval_ms.max(1));

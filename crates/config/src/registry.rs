@@ -260,6 +260,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Klamm: bytes of subscription metadata one member may send, and of the assignment the leader may give one member."),
     key("offsets.retention.check.interval.ms", Long, "600000", AtLeast(1),
         "How often expired offsets are removed and empty groups without offsets forgotten."),
+    key("producer.id.expiration.ms", Int, "86400000", AtLeast(1),
+        "An idempotent producer silent this long is forgotten by every partition; its next batch must start a new sequence."),
     key("offset.metadata.max.bytes", Int, "4096", AtLeast(0),
         "The longest metadata string a committed offset may carry."),
     key("offsets.topic.segment.bytes", Int, "104857600", AtLeast(14),

@@ -419,3 +419,23 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod expiry_tests {
+    use super::*;
+
+    #[test]
+    fn silent_producers_are_forgotten() {
+        let mut b = klamm_protocol::batch::build_test_batch(1, 1, 1_000);
+        b[43..51].copy_from_slice(&3i64.to_be_bytes());
+        b[53..57].copy_from_slice(&0i32.to_be_bytes());
+        let h = BatchHeader::parse(&b).unwrap();
+        let mut s = ProducerState::default();
+        s.update(&h, 0, 0);
+        s.mark_clean();
+        s.expire(1_000 + 500, 1_000);
+        assert_eq!((s.len(), s.is_dirty()), (1, false));
+        s.expire(1_000 + 1_001, 1_000);
+        assert_eq!((s.len(), s.is_dirty()), (0, true));
+    }
+}
