@@ -34,6 +34,7 @@ pub struct Metrics {
     pub connections_closed: IntCounterVec,
     pub flush_duration: Histogram,
     pub slow_requests: IntCounterVec,
+    pub retention_deleted_segments: IntCounter,
 }
 
 /// Latency buckets from 100 µs to 30 s.
@@ -156,6 +157,15 @@ impl Metrics {
                 "Requests slower than request.slow.log.ms.",
                 &["api"],
             ),
+            retention_deleted_segments: {
+                let c = IntCounter::new(
+                    "klamm_retention_deleted_segments_total",
+                    "Segments deleted by retention (retention.ms / retention.bytes).",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
             registry: r,
         }
     }
@@ -234,11 +244,6 @@ fn scrape_gauges(broker: &Broker) -> Vec<prometheus::proto::MetricFamily> {
         "Segments rolled since start.",
     )
     .expect("valid metric");
-    let deleted = IntCounter::new(
-        "klamm_retention_deleted_segments_total",
-        "Segments deleted by retention (retention is not implemented yet: always 0).",
-    )
-    .expect("valid metric");
     let under = IntGauge::new(
         "klamm_under_replicated_partitions",
         "Partitions with fewer in-sync replicas than replicas (single node: 0).",
@@ -251,7 +256,6 @@ fn scrape_gauges(broker: &Broker) -> Vec<prometheus::proto::MetricFamily> {
     .expect("valid metric");
     for m in [
         Box::new(rolls.clone()) as Box<dyn prometheus::core::Collector>,
-        Box::new(deleted),
         Box::new(under),
         Box::new(offline),
     ] {

@@ -530,6 +530,52 @@ fn remove_deleted_dirs(data_dir: &Path) {
     }
 }
 
+/// Retention (`cleanup.policy` containing `delete`): every `log.retention.check.interval.ms`
+/// each partition drops the sealed segments past `retention.ms` or beyond `retention.bytes`.
+/// It runs on a blocking thread; each partition is locked only for its own deletion.
+async fn run_retention(broker: Arc<Broker>) {
+    let interval_ms = broker
+        .config
+        .get("log.retention.check.interval.ms")
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(300_000u64)
+        .max(1);
+    let mut tick = tokio::time::interval(std::time::Duration::from_millis(interval_ms));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || apply_retention(&b)).await;
+    }
+}
+
+fn apply_retention(broker: &Broker) {
+    let now = now_ms();
+    for topic in broker.topics() {
+        let s = &topic.settings;
+        if !s.cleanup_policy_delete {
+            continue;
+        }
+        for p in &topic.partitions {
+            match p
+                .log()
+                .apply_retention(now, s.retention_ms, s.retention_bytes)
+            {
+                Ok(0) => {}
+                Ok(n) => {
+                    crate::metrics::metrics()
+                        .retention_deleted_segments
+                        .inc_by(n as u64);
+                    tracing::info!(topic = %topic.name, partition = p.index, segments = n, "retention deleted segments");
+                }
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = p.index, error = %e, "retention failed")
+                }
+            }
+        }
+    }
+}
+
 /// How often idempotent-producer state is checked for expiry.
 const PRODUCER_EXPIRY_CHECK_MS: u64 = 60_000;
 
@@ -557,6 +603,7 @@ pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<P
     tokio::spawn(partition::run_flusher(queue));
     tokio::spawn(crate::groups::run_ticker(broker.clone()));
     tokio::spawn(run_producer_expiry(broker.clone()));
+    tokio::spawn(run_retention(broker.clone()));
     if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
         let b = broker.clone();
         let interval = std::time::Duration::from_millis(broker.settings.flush_interval_ms.max(1));

@@ -438,6 +438,63 @@ impl PartitionLog {
         self.producers.expire(now_ms, expiration_ms);
     }
 
+    /// Retention (`cleanup.policy=delete`): deletes whole sealed segments whose newest
+    /// record is older than `retention_ms` (by its max timestamp, as Kafka), or that bring the
+    /// log over `retention_bytes`; -1 disables either rule. The active segment is never
+    /// deleted, so the log start only moves to a segment boundary. Returns the segments
+    /// deleted. Readers holding bytes of a deleted segment keep their mapping until done.
+    pub fn apply_retention(
+        &mut self,
+        now_ms: i64,
+        retention_ms: i64,
+        retention_bytes: i64,
+    ) -> io::Result<usize> {
+        // An active segment whose newest record has expired is rolled first (as Kafka does),
+        // so that an idle topic's data does not outlive its retention.
+        let active = self.active();
+        let expired = |max_ts: i64| {
+            retention_ms >= 0 && max_ts >= 0 && max_ts < now_ms.saturating_sub(retention_ms)
+        };
+        if active.size_bytes() > 0 && expired(active.max_timestamp_ms()) {
+            self.roll()?;
+        }
+        let mut size = self.size_bytes() as i64;
+        let mut doomed = Vec::new();
+        let active_base = self.active().base_offset();
+        for (base, seg) in &self.segments {
+            if *base == active_base {
+                break;
+            }
+            let too_old = expired(seg.max_timestamp_ms());
+            let too_big = retention_bytes >= 0 && size > retention_bytes;
+            if !(too_old || too_big) {
+                break;
+            }
+            size -= seg.size_bytes() as i64;
+            doomed.push(*base);
+        }
+        for base in &doomed {
+            let seg = self.segments.remove(base).expect("listed above");
+            let stem = self.dir.join(segment::file_stem(*base));
+            for ext in ["log", "index", "timeindex"] {
+                match fs::remove_file(stem.with_extension(ext)) {
+                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+                    _ => {}
+                }
+            }
+            drop(seg);
+        }
+        if !doomed.is_empty() {
+            self.log_start_offset = *self
+                .segments
+                .keys()
+                .next()
+                .expect("the active segment remains");
+            sync_dir(&self.dir)?;
+        }
+        Ok(doomed.len())
+    }
+
     /// Applies a new config to future appends and rolls.
     pub fn set_config(&mut self, config: LogConfig) {
         self.config = config;

@@ -230,3 +230,43 @@ fn idempotent_retries_are_not_written_twice_even_after_restart() {
         ));
     }
 }
+
+#[test]
+fn retention_deletes_old_and_excess_sealed_segments_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+    for i in 0..60 {
+        append(&mut log, 3, 1000 + i * 100);
+    }
+    let segments = log.segment_count();
+    assert!(segments > 4);
+    // By time: everything older than 4000 ms at now = 8000 (batches carry 1000..6900).
+    let deleted = log.apply_retention(8000, 4000, -1).unwrap();
+    assert!(deleted > 0);
+    let start = log.log_start_offset();
+    assert!(start > 0 && log.read(start, 1000, 1 << 20, true).is_ok());
+    assert!(matches!(
+        log.read(start - 1, 1000, 1 << 20, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(!pdir.join("00000000000000000000.log").exists());
+    // By size: down to the active segment, never beyond it.
+    log.apply_retention(8000, -1, 0).unwrap();
+    assert_eq!(log.segment_count(), 1);
+    // An idle active segment whose data has all expired is rolled and deleted.
+    let end_before = log.log_end_offset();
+    assert_eq!(log.apply_retention(1_000_000, 1000, -1).unwrap(), 1);
+    assert_eq!(
+        (log.log_start_offset(), log.log_end_offset()),
+        (end_before, end_before)
+    );
+    assert_eq!(log.log_start_offset(), log.active().base_offset());
+    // Nothing expires when retention is off, and the log survives a reopen.
+    assert_eq!(log.apply_retention(i64::MAX, -1, -1).unwrap(), 0);
+    let end = log.log_end_offset();
+    log.close().unwrap();
+    drop(log);
+    let (log, _) = PartitionLog::open(&pdir, small_config(), true).unwrap();
+    assert_eq!((log.log_end_offset(), log.segment_count()), (end, 1));
+}
