@@ -469,6 +469,50 @@ impl Broker {
         Ok(())
     }
 
+    /// Replaces a topic's config overrides (already validated and normalized): persisted
+    /// first, then applied to every partition's log without a restart.
+    pub fn set_topic_configs(
+        &self,
+        name: &str,
+        overrides: BTreeMap<String, String>,
+    ) -> Result<(), AdminError> {
+        let mut image = self.lock_image();
+        let current = self.topic(name).ok_or_else(|| {
+            AdminError::new(
+                ResponseError::UnknownTopicOrPartition,
+                format!("Topic '{name}' does not exist."),
+            )
+        })?;
+        let record = image
+            .topics
+            .get_mut(name)
+            .expect("topic table and image agree");
+        let previous = std::mem::replace(&mut record.configs, overrides.clone());
+        if let Err(e) = self.store.save(&image) {
+            image.topics.get_mut(name).expect("still there").configs = previous;
+            return Err(AdminError::new(
+                ResponseError::KafkaStorageError,
+                e.to_string(),
+            ));
+        }
+        let settings = self.config.topic_settings(&overrides);
+        let log_config = log_config(&settings);
+        for p in &current.partitions {
+            p.set_config(log_config);
+        }
+        let changed = Topic {
+            name: current.name.clone(),
+            id: current.id,
+            configs: overrides,
+            settings,
+            partitions: current.partitions.clone(),
+        };
+        self.write_topics()
+            .insert(name.to_string(), Arc::new(changed));
+        tracing::info!(topic = name, "topic configs changed");
+        Ok(())
+    }
+
     /// Hands out a new producer id, persisted before it is returned so that no id is ever
     /// given twice, even across crashes.
     pub fn allocate_producer_id(&self) -> Result<i64, AdminError> {

@@ -6,6 +6,7 @@
 //! must wait (an fsync, a long-poll) is a future, so the connection keeps request order
 //! without blocking its reader.
 
+mod alter_configs;
 mod api_versions;
 mod create_partitions;
 mod create_topics;
@@ -250,6 +251,8 @@ fn route(
         RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, v),
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r),
         RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r),
+        RequestKind::AlterConfigs(r) => alter_configs::handle(broker, r),
+        RequestKind::IncrementalAlterConfigs(r) => alter_configs::handle_incremental(broker, r),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, v, info),
         RequestKind::JoinGroup(r) => join_group::handle(broker, header, r, v, info),
         RequestKind::SyncGroup(r) => sync_group::handle(broker, r),
