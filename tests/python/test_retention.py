@@ -89,3 +89,26 @@ def test_retention_bytes_bounds_the_log(broker_factory):
     got = read_all(b.bootstrap, topic)
     assert got and got[-1] == (199, b"x" * 100 + b"199")
     assert got[0][0] == low
+
+
+def test_delete_records_moves_the_log_start_for_every_reader_and_persists(broker_factory):
+    from confluent_kafka.admin import AdminClient
+
+    b = broker_factory("--set", "group.initial.rebalance.delay.ms=0")
+    topic = unique_name("delrec")
+    create_topic(b.bootstrap, topic, 1)
+    produce(b.bootstrap, topic, [f"r{i}".encode() for i in range(20)])
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    result = a.delete_records([TopicPartition(topic, 0, 12)])
+    deleted = list(result.values())[0].result(timeout=10)
+    assert deleted.low_watermark == 12
+    assert watermarks(b.bootstrap, topic) == (12, 20)
+    got = read_all(b.bootstrap, topic)
+    assert [o for o, _ in got] == list(range(12, 20))
+    # Past the high watermark is refused.
+    bad = a.delete_records([TopicPartition(topic, 0, 99)])
+    err = list(bad.values())[0].exception(timeout=10)
+    assert err is not None and "OFFSET_OUT_OF_RANGE" in str(err)
+    b.kill()
+    b.start()
+    assert watermarks(b.bootstrap, topic) == (12, 20)

@@ -169,7 +169,16 @@ impl PartitionLog {
             segments.insert(0, Segment::create(dir, 0, config.limits())?);
         }
         report.segments = segments.len();
-        let log_start_offset = *segments.keys().next().expect("at least one segment");
+        let first_base = *segments.keys().next().expect("at least one segment");
+        let log_end = segments
+            .values()
+            .next_back()
+            .expect("at least one segment")
+            .next_offset();
+        // DeleteRecords may have moved the start inside the first segment.
+        let log_start_offset = read_log_start(dir)
+            .unwrap_or(first_base)
+            .clamp(first_base, log_end);
         let mut log = PartitionLog {
             dir: dir.to_path_buf(),
             config,
@@ -485,14 +494,43 @@ impl PartitionLog {
             drop(seg);
         }
         if !doomed.is_empty() {
-            self.log_start_offset = *self
+            let first = *self
                 .segments
                 .keys()
                 .next()
                 .expect("the active segment remains");
+            self.log_start_offset = self.log_start_offset.max(first);
             sync_dir(&self.dir)?;
         }
         Ok(doomed.len())
+    }
+
+    /// DeleteRecords: makes `offset` the log start (no-op if it is already further), deletes
+    /// the sealed segments wholly below it, and persists the new start before returning, so
+    /// deleted records never come back after a restart. The caller checks `offset` against
+    /// the high watermark.
+    pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
+        if offset <= self.log_start_offset {
+            return Ok(self.log_start_offset);
+        }
+        let offset = offset.min(self.log_end_offset());
+        write_log_start(&self.dir, offset)?;
+        self.log_start_offset = offset;
+        let active_base = self.active().base_offset();
+        let doomed: Vec<i64> = self
+            .segments
+            .iter()
+            .filter(|(base, seg)| **base != active_base && seg.next_offset() <= offset)
+            .map(|(base, _)| *base)
+            .collect();
+        for base in doomed {
+            self.segments.remove(&base);
+            let stem = self.dir.join(segment::file_stem(base));
+            for ext in ["log", "index", "timeindex"] {
+                let _ = fs::remove_file(stem.with_extension(ext));
+            }
+        }
+        Ok(offset)
     }
 
     /// Applies a new config to future appends and rolls.
@@ -549,6 +587,25 @@ fn merge_scan(report: &mut RecoveryReport, scan: &ScanReport, path: &Path) {
     if let Some(reason) = &scan.reason {
         report.reason = Some(format!("{}: {reason}", path.display()));
     }
+}
+
+const LOG_START_FILE: &str = "log-start-offset";
+
+fn read_log_start(dir: &Path) -> Option<i64> {
+    fs::read_to_string(dir.join(LOG_START_FILE))
+        .ok()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+/// Persists the log start offset (write a temp file, fsync, rename, fsync the directory).
+fn write_log_start(dir: &Path, offset: i64) -> io::Result<()> {
+    let tmp = dir.join(format!("{LOG_START_FILE}.tmp"));
+    fs::write(&tmp, format!("{offset}\n"))?;
+    File::open(&tmp)?.sync_all()?;
+    fs::rename(&tmp, dir.join(LOG_START_FILE))?;
+    sync_dir(dir)
 }
 
 /// fsyncs a directory so that file creations and renames in it are durable.

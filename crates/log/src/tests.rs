@@ -270,3 +270,30 @@ fn retention_deletes_old_and_excess_sealed_segments_only() {
     let (log, _) = PartitionLog::open(&pdir, small_config(), true).unwrap();
     assert_eq!((log.log_end_offset(), log.segment_count()), (end, 1));
 }
+
+#[test]
+fn delete_records_moves_the_start_durably() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+    for i in 0..40 {
+        append(&mut log, 3, i);
+    }
+    let segments = log.segment_count();
+    assert_eq!(log.delete_records_before(50).unwrap(), 50);
+    assert_eq!(log.log_start_offset(), 50);
+    assert!(log.segment_count() < segments);
+    assert!(matches!(
+        log.read(49, 120, 1 << 20, true),
+        Err(LogError::OffsetOutOfRange { .. })
+    ));
+    assert!(log.read(50, 120, 1 << 20, true).is_ok());
+    assert_eq!(
+        log.delete_records_before(10).unwrap(),
+        50,
+        "the start never moves back"
+    );
+    drop(log);
+    let (log, _) = PartitionLog::open(&pdir, small_config(), false).unwrap();
+    assert_eq!(log.log_start_offset(), 50);
+}

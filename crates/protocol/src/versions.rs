@@ -62,6 +62,7 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::InitProducerId, 0, 5),
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
+    api(ApiKey::DeleteRecords, 0, 2),
 ];
 
 /// The table row for a raw api key, if Klamm implements that API.

@@ -11,6 +11,7 @@ mod api_versions;
 mod create_partitions;
 mod create_topics;
 mod delete_groups;
+mod delete_records;
 mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
@@ -252,6 +253,7 @@ fn route(
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r),
         RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r),
         RequestKind::AlterConfigs(r) => alter_configs::handle(broker, r),
+        RequestKind::DeleteRecords(r) => delete_records::handle(broker, r),
         RequestKind::IncrementalAlterConfigs(r) => alter_configs::handle_incremental(broker, r),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, v, info),
         RequestKind::JoinGroup(r) => join_group::handle(broker, header, r, v, info),
