@@ -584,7 +584,9 @@ async fn run_retention(broker: Arc<Broker>) {
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000u64)
         .max(1);
-    let mut tick = tokio::time::interval(std::time::Duration::from_millis(interval_ms));
+    // The first check comes one interval after start (Kafka waits too), not at start-up.
+    let period = std::time::Duration::from_millis(interval_ms);
+    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
