@@ -1,15 +1,14 @@
-//! AlterConfigs (v0–2) and IncrementalAlterConfigs (v0–1) for topics: every value validated
-//! by the registry (INVALID_CONFIG naming the key), `validate_only` honoured, changes
+//! AlterConfigs (v0–2) for topics: replaces a topic's overrides. Every value is validated by
+//! the registry (INVALID_CONFIG naming the key), `validate_only` is honoured, and changes are
 //! persisted and applied without a restart. Broker-level dynamic configs are not supported
-//! yet: the broker's configuration is static (file, env, flags).
+//! yet: the broker's configuration is static (file, env, flags). The helpers here also serve
+//! IncrementalAlterConfigs (`incremental_alter_configs.rs`).
 
 use super::Reply;
 use crate::state::{AdminError, Broker};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
-    alter_configs_response, incremental_alter_configs_response, AlterConfigsRequest,
-    AlterConfigsResponse, IncrementalAlterConfigsRequest, IncrementalAlterConfigsResponse,
-    ResponseKind,
+    alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
 use std::collections::BTreeMap;
@@ -22,11 +21,11 @@ const OP_DELETE: i8 = 1;
 const OP_APPEND: i8 = 2;
 const OP_SUBTRACT: i8 = 3;
 
-fn invalid(message: String) -> AdminError {
+pub(super) fn invalid(message: String) -> AdminError {
     AdminError::new(ResponseError::InvalidConfig, message)
 }
 
-fn check_resource(
+pub(super) fn check_resource(
     broker: &Broker,
     resource_type: i8,
     name: &str,
@@ -44,12 +43,12 @@ fn check_resource(
     }
 }
 
-fn validated(key: &str, value: &str) -> Result<String, AdminError> {
+pub(super) fn validated(key: &str, value: &str) -> Result<String, AdminError> {
     klamm_config::validate_topic_config(key, value).map_err(|e| invalid(e.to_string()))
 }
 
 /// One incremental operation on a topic's overrides.
-fn apply_op(
+pub(super) fn apply_op(
     overrides: &mut BTreeMap<String, String>,
     key: &str,
     op: i8,
@@ -104,7 +103,7 @@ fn apply_op(
     Ok(())
 }
 
-fn result(
+pub(super) fn result(
     broker: &Broker,
     name: &str,
     overrides: Result<BTreeMap<String, String>, AdminError>,
@@ -121,36 +120,6 @@ fn result(
         Ok(()) => (0, None),
         Err(e) => (e.error.code(), Some(StrBytes::from_string(e.message))),
     }
-}
-
-pub fn handle_incremental(broker: &Arc<Broker>, request: IncrementalAlterConfigsRequest) -> Reply {
-    let responses = request
-        .resources
-        .iter()
-        .map(|r| {
-            let name = r.resource_name.as_str();
-            let overrides = check_resource(broker, r.resource_type, name).and_then(|mut o| {
-                for c in &r.configs {
-                    apply_op(
-                        &mut o,
-                        c.name.as_str(),
-                        c.config_operation,
-                        c.value.as_ref().map(|v| v.as_str()),
-                    )?;
-                }
-                Ok(o)
-            });
-            let (code, message) = result(broker, name, overrides, request.validate_only);
-            incremental_alter_configs_response::AlterConfigsResourceResponse::default()
-                .with_resource_type(r.resource_type)
-                .with_resource_name(r.resource_name.clone())
-                .with_error_code(code)
-                .with_error_message(message)
-        })
-        .collect();
-    Reply::Now(ResponseKind::IncrementalAlterConfigs(
-        IncrementalAlterConfigsResponse::default().with_responses(responses),
-    ))
 }
 
 /// AlterConfigs replaces the whole set of overrides: keys not listed return to defaults.

@@ -19,6 +19,7 @@ mod describe_groups;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
+mod incremental_alter_configs;
 mod init_producer_id;
 mod join_group;
 mod leave_group;
@@ -254,7 +255,7 @@ fn route(
         RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r),
         RequestKind::AlterConfigs(r) => alter_configs::handle(broker, r),
         RequestKind::DeleteRecords(r) => delete_records::handle(broker, r),
-        RequestKind::IncrementalAlterConfigs(r) => alter_configs::handle_incremental(broker, r),
+        RequestKind::IncrementalAlterConfigs(r) => incremental_alter_configs::handle(broker, r),
         RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, v, info),
         RequestKind::JoinGroup(r) => join_group::handle(broker, header, r, v, info),
         RequestKind::SyncGroup(r) => sync_group::handle(broker, r),
