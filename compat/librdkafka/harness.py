@@ -341,7 +341,9 @@ def run_group(num, names, mode, ctx, broker, attempt=1):
     if num in KAFKA_TOPICS_SHIM_TESTS:
         env["KAFKA_PATH"] = str(ctx["bdir"] / "kafka-shim")
         env["BROKERS"] = f"127.0.0.1:{broker.port}"
-    cmd = ["./test-runner", "-L", "-p1", *args]
+    # stdbuf: the summary table goes to stdout, which test-runner would otherwise lose
+    # when it abort()s after a failed test (leftover librdkafka threads at exit)
+    cmd = ["stdbuf", "-oL", "-eL", "./test-runner", "-L", "-p1", *args]
     t0 = time.time()
     with open(logpath, "w") as lf:
         lf.write(f"# TESTS={num} {' '.join(cmd)}  (broker 127.0.0.1:{broker.port})\n")
@@ -473,7 +475,7 @@ def write_reports(all_results, ctx, modes, na, out_md, out_tsv, title):
     lines = [f"# {title}", ""]
     lines.append(f"librdkafka {ctx['version']} (rdkafka-sys crate), test-runner "
                  f"`-L -p1`, TEST_KAFKA_VERSION={KAFKA_VERSION}, "
-                 f"test.timeout.multiplier={ctx['multiplier']}; Klamm {git_rev()}; "
+                 f"test.timeout.multiplier={ctx['multiplier']}; Klamm {ctx['klamm_rev']}; "
                  f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
                  f"total wall time {ctx['elapsed'] / 60:.1f} min.")
     lines.append("")
@@ -597,11 +599,13 @@ def main():
     # private copy of the broker binary: the lead may rebuild target/release meanwhile
     kcopy = rundir / "klamm"
     shutil.copy2(klamm, kcopy)
+    klamm_rev = (f"{git_rev()} (binary built "
+                 f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime(klamm.stat().st_mtime))})")
 
     ctx = {"bdir": bdir, "version": version, "rundir": rundir, "tests": tests,
            "multiplier": a.multiplier, "group_timeout": a.group_timeout,
            "retries": a.retries if a.retries is not None else (1 if a.ci else 0),
-           "keep": a.keep,
+           "keep": a.keep, "klamm_rev": klamm_rev,
            "broker_set": dict(kv.split("=", 1) for kv in a.broker_set)}
 
     all_results = {}
