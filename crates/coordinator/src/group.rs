@@ -687,10 +687,13 @@ impl Group {
             return errors::ILLEGAL_GENERATION;
         }
         member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
+        // As Kafka: a member of the current generation may commit while the group is
+        // PreparingRebalance (eager consumers commit in their revoke callback, cooperative
+        // ones keep consuming their retained partitions through the rebalance). Only
+        // between JoinGroup and SyncGroup, when the member has not got its new
+        // assignment yet, is the commit refused with a retriable error.
         match self.state {
-            GroupState::PreparingRebalance | GroupState::CompletingRebalance => {
-                errors::REBALANCE_IN_PROGRESS
-            }
+            GroupState::CompletingRebalance => errors::REBALANCE_IN_PROGRESS,
             _ => errors::NONE,
         }
     }

@@ -326,3 +326,36 @@ fn an_empty_group_is_listed_until_the_retention_check() {
     c.tick(600_001);
     assert!(c.describe("g").is_none());
 }
+
+#[test]
+fn commits_during_a_rebalance_follow_kafka() {
+    let mut c = Coordinator::new(config());
+    let (a, _) = new_member(&mut c, 0);
+    sync(&mut c, &a, 1, vec![], 0);
+    // `b` arrives: the group is PreparingRebalance, generation 1 is still current, and
+    // `a` may commit what it consumed (its revoke callback, or cooperative consumption).
+    let (b, _) = new_member(&mut c, 100);
+    assert_eq!(
+        c.describe("g").unwrap().state,
+        GroupState::PreparingRebalance
+    );
+    assert_eq!(commit(&mut c, &a, 1, 5, 110).0, vec![errors::NONE]);
+    // Both joined, no sync yet: CompletingRebalance refuses with a retriable error.
+    c.join(join_req(&a, None, RANGE), 120);
+    assert_eq!(
+        c.describe("g").unwrap().state,
+        GroupState::CompletingRebalance
+    );
+    assert_eq!(
+        commit(&mut c, &a, 2, 6, 130).0,
+        vec![errors::REBALANCE_IN_PROGRESS]
+    );
+    sync(&mut c, &b, 2, vec![], 140);
+    sync(&mut c, &a, 2, vec![], 150);
+    // Stable again: the old generation is refused, the new one accepted.
+    assert_eq!(
+        commit(&mut c, &a, 1, 7, 160).0,
+        vec![errors::ILLEGAL_GENERATION]
+    );
+    assert_eq!(commit(&mut c, &b, 2, 8, 170).0, vec![errors::NONE]);
+}
