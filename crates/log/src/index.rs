@@ -2,9 +2,15 @@
 //!
 //! `.index`: entries of `relative_offset:u32 · position:u32` (8 bytes).
 //! `.timeindex`: entries of `timestamp:i64 · relative_offset:u32` (12 bytes).
-//! The active segment's index is preallocated to `segment.index.bytes` and trimmed to its
-//! entries when the segment is sealed or the log closed, so a file's length says how many
-//! entries it holds.
+//! The active segment's index grows in steps of [`GROWTH_STEP_BYTES`] up to
+//! `segment.index.bytes` and is trimmed to its entries when the segment is sealed or the log
+//! closed, so a file's length says how many entries it holds.
+//!
+//! Growth reserves disk blocks (`fallocate`) before the new range is mapped: a write into a
+//! mapped page with no block behind it (a sparse file on a full disk) kills the process with
+//! SIGBUS. With the blocks reserved, a full disk makes growth fail with ENOSPC instead, the
+//! entry is skipped (the index is sparse anyway) and the segment rolls, which surfaces the
+//! error to the producer as KAFKA_STORAGE_ERROR.
 
 use crate::mmap;
 use memmap2::MmapMut;
@@ -24,6 +30,11 @@ pub struct IndexFile<const ENTRY_BYTES: usize> {
     /// Changed since opened or last sealed: sealing has work to do.
     dirty: bool,
 }
+
+/// How much an active index grows at a time: small enough that a partition costs little
+/// disk until it is written to, large enough that growth (an fallocate and a remap) is rare
+/// (every 8,192 offset entries, i.e. every ~32 MiB of log at the default interval).
+pub const GROWTH_STEP_BYTES: u64 = 64 * 1024;
 
 pub type OffsetIndex = IndexFile<8>;
 pub type TimeIndex = IndexFile<12>;
@@ -63,6 +74,16 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
 
     fn resize(&mut self, len_bytes: u64) -> io::Result<()> {
         let len_bytes = len_bytes - len_bytes % ENTRY_BYTES as u64;
+        let old_len_bytes = (self.capacity_entries * ENTRY_BYTES) as u64;
+        if len_bytes > old_len_bytes {
+            // Reserve the blocks first (see module docs); on failure keep the old mapping.
+            rustix::fs::fallocate(
+                &self.file,
+                rustix::fs::FallocateFlags::empty(),
+                old_len_bytes,
+                len_bytes - old_len_bytes,
+            )?;
+        }
         self.dirty = true;
         self.map = None;
         self.file.set_len(len_bytes)?;
@@ -99,8 +120,14 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         if self.is_full() {
             return false;
         }
-        if self.entries >= self.capacity_entries && self.resize(self.grow_to_bytes).is_err() {
-            return false;
+        if self.entries >= self.capacity_entries {
+            let step = GROWTH_STEP_BYTES.max(ENTRY_BYTES as u64);
+            let grow_to =
+                (self.capacity_entries as u64 * ENTRY_BYTES as u64 + step).min(self.grow_to_bytes);
+            if let Err(e) = self.resize(grow_to) {
+                tracing::warn!(index = %self.path.display(), error = %e, "index cannot grow; entry skipped");
+                return false;
+            }
         }
         self.dirty = true;
         let at = self.entries * ENTRY_BYTES;
@@ -237,5 +264,40 @@ mod tests {
         assert_eq!(idx.lookup_before(300), Some((200, 5)));
         assert_eq!(idx.lookup_before(i64::MAX), Some((300, 9)));
         assert_eq!(idx.last(), Some((300, 9)));
+    }
+
+    #[test]
+    fn growth_is_stepwise_and_reserves_the_blocks_it_maps() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.index");
+        let mut idx = OffsetIndex::open(&path, 10 << 20).unwrap();
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            0,
+            "nothing before the first entry"
+        );
+        assert!(idx.append(0, 0));
+        let meta = std::fs::metadata(&path).unwrap();
+        assert_eq!(
+            meta.len(),
+            GROWTH_STEP_BYTES,
+            "grows one step, not to segment.index.bytes"
+        );
+        // Every mapped byte has a block behind it: a sparse mapping would SIGBUS on a full disk.
+        assert!(
+            meta.blocks() * 512 >= GROWTH_STEP_BYTES,
+            "{} blocks",
+            meta.blocks()
+        );
+        let per_step = GROWTH_STEP_BYTES as u32 / 8;
+        for i in 1..=per_step {
+            assert!(idx.append(i, i));
+        }
+        assert_eq!(
+            std::fs::metadata(&path).unwrap().len(),
+            2 * GROWTH_STEP_BYTES
+        );
+        assert_eq!(idx.lookup(per_step), Some((per_step, per_step)));
     }
 }
