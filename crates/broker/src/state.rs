@@ -198,6 +198,18 @@ impl Broker {
                     "recovery truncated the log at the first bad batch"
                 );
             }
+            if let Some(&(from, to)) = report.offset_gaps.first() {
+                let missing: i64 = report.offset_gaps.iter().map(|(f, t)| t - f).sum();
+                tracing::warn!(
+                    partition = %format!("{topic}-{index}"),
+                    gaps = report.offset_gaps.len(),
+                    missing_offsets = missing,
+                    first_gap = %format!("{from}..{to}"),
+                    "offsets missing between segments: a segment file lost or cut short \
+                     (expected only on a compacted topic, where the cleaner removes records); \
+                     readers skip the gap"
+                );
+            }
             if !clean && log.size_bytes() > 0 {
                 // What recovery kept becomes visible, so make sure it is durable first.
                 log.flush_target().0.sync_data()?;

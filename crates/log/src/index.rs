@@ -199,6 +199,21 @@ impl OffsetIndex {
         let e = self.entry(i);
         Some((be_u32(e), be_u32(&e[4..])))
     }
+
+    /// Entries strictly increasing in offset and position, all positions below
+    /// `log_bytes`: what a lookup relies on. A damaged index fails this and is rebuilt.
+    pub fn is_consistent(&self, log_bytes: u64) -> bool {
+        let mut prev: Option<(u32, u32)> = None;
+        for i in 0..self.entries {
+            let e = self.entry(i);
+            let (rel, pos) = (be_u32(e), be_u32(&e[4..]));
+            if pos as u64 >= log_bytes || prev.is_some_and(|(r, p)| rel <= r || pos <= p) {
+                return false;
+            }
+            prev = Some((rel, pos));
+        }
+        true
+    }
 }
 
 impl TimeIndex {
@@ -225,6 +240,21 @@ impl TimeIndex {
             i64::from_be_bytes(e[..8].try_into().expect("8 bytes")),
             be_u32(&e[8..]),
         ))
+    }
+
+    /// Timestamps and offsets non-decreasing, offsets below `end_relative_offset`.
+    pub fn is_consistent(&self, end_relative_offset: u32) -> bool {
+        let mut prev: Option<(i64, u32)> = None;
+        for i in 0..self.entries {
+            let e = self.entry(i);
+            let ts = i64::from_be_bytes(e[..8].try_into().expect("8 bytes"));
+            let rel = be_u32(&e[8..]);
+            if rel >= end_relative_offset || prev.is_some_and(|(t, r)| ts < t || rel < r) {
+                return false;
+            }
+            prev = Some((ts, rel));
+        }
+        true
     }
 }
 

@@ -90,6 +90,9 @@ pub struct RecoveryReport {
     pub batches_checked: u64,
     pub truncated_bytes: u64,
     pub reason: Option<String>,
+    /// Offset ranges `[from, to)` that no segment holds between two segments: a segment
+    /// file lost or cut short, or (on a compacted topic) records the cleaner removed.
+    pub offset_gaps: Vec<(i64, i64)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -167,6 +170,13 @@ impl PartitionLog {
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.limits())?);
+        }
+        let mut prev_end: Option<i64> = None;
+        for (&base, seg) in &segments {
+            if let Some(end) = prev_end.filter(|&end| end < base) {
+                report.offset_gaps.push((end, base));
+            }
+            prev_end = Some(seg.next_offset());
         }
         report.segments = segments.len();
         let first_base = *segments.keys().next().expect("at least one segment");

@@ -13,6 +13,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// Kafka's file name for a segment starting at `base_offset`: 20 zero-padded digits.
@@ -66,6 +67,13 @@ pub struct Segment {
     max_timestamp_ms: i64,
     /// Max timestamp of the first batch: `segment.ms` rolls are measured from it (as Kafka).
     first_batch_timestamp_ms: Option<i64>,
+    /// Bytes from the start known to be whole, CRC-valid batches: checked by recovery,
+    /// validated at append, or verified by a read. Bytes beyond it (written by an earlier
+    /// run and not recovered, e.g. after a clean shutdown) are CRC-checked as they are first
+    /// read, so on-disk damage is refused instead of served.
+    verified_bytes: AtomicU64,
+    /// Corruption found by a read has been logged (once per segment and run).
+    corruption_reported: AtomicBool,
 }
 
 impl Segment {
@@ -105,6 +113,8 @@ impl Segment {
             index_interval_bytes: limits.index_interval_bytes,
             max_timestamp_ms: -1,
             first_batch_timestamp_ms: None,
+            verified_bytes: AtomicU64::new(0),
+            corruption_reported: AtomicBool::new(false),
         };
         let map_len = if active {
             limits.segment_bytes_max.max(size_bytes)
@@ -129,7 +139,18 @@ impl Segment {
         let stem = log_path.with_extension("");
         let mut seg = Segment::from_parts(stem, log, base_offset, limits, active)?;
         let reindex = recover || !seg.indexes_look_sane();
-        let report = seg.rebuild(limits, active, reindex)?;
+        let mut report = seg.rebuild(limits, active, reindex)?;
+        let time_index_overshoots = seg
+            .time_index
+            .last()
+            .is_some_and(|(_, rel)| seg.base_offset + rel as i64 >= seg.next_offset);
+        if !reindex && time_index_overshoots {
+            report = seg.rebuild(limits, active, true)?;
+        }
+        if reindex {
+            // Every batch was CRC-checked by the rebuild.
+            seg.verified_bytes = AtomicU64::new(seg.size_bytes);
+        }
         Ok((seg, report))
     }
 
@@ -146,12 +167,28 @@ impl Segment {
         self.read_map.as_ref().map_or(0, |m| m.len() as u64)
     }
 
-    /// Cheap structural check of the indexes against the log (positions inside the file).
+    /// Structural check of the indexes against the log, before trusting them at open:
+    /// entries ordered and inside the file, and the last offset entry pointing at the batch
+    /// it names. A damaged index (bit rot, a torn write) fails it and is rebuilt from the log.
     fn indexes_look_sane(&self) -> bool {
-        match self.offset_index.last() {
-            None => self.size_bytes == 0 || self.offset_index.entries() == 0,
-            Some((_, pos)) => (pos as u64) < self.size_bytes,
+        if !self.offset_index.is_consistent(self.size_bytes) {
+            return false;
         }
+        match self.offset_index.last() {
+            None => return self.size_bytes == 0 || self.time_index.entries() == 0,
+            Some((rel, pos)) => {
+                let head = self
+                    .read_bytes(pos as u64, (self.size_bytes - pos as u64).min(61))
+                    .ok();
+                match head.as_deref().and_then(BatchHeader::parse) {
+                    Some(h) if h.magic == 2 && h.base_offset == self.base_offset + rel as i64 => {}
+                    _ => return false,
+                }
+            }
+        }
+        // The upper bound on time entries' offsets is checked once the tail has been
+        // walked and the segment's next offset is known (see `open`).
+        self.time_index.is_consistent(u32::MAX)
     }
 
     /// Rebuilds in-memory state from the log file. With `reindex` (recovery) every batch from
@@ -271,6 +308,14 @@ impl Segment {
         self.log.write_all_at(prefix, position)?;
         self.log.write_all_at(rest, position + 16)?;
         self.size_bytes += (16 + rest.len()) as u64;
+        // The batch was validated (CRC included) before it was written: if everything before
+        // it was verified, so is the segment up to its new end.
+        let _ = self.verified_bytes.compare_exchange(
+            position,
+            self.size_bytes,
+            Ordering::Relaxed,
+            Ordering::Relaxed,
+        );
         self.track_batch(header, position, true);
         Ok(())
     }
@@ -364,9 +409,68 @@ impl Segment {
             end = batch_end;
         }
         Ok(match first {
-            Some(start) if end > start => tail.slice(start..end),
+            Some(start) if end > start => {
+                let end = self.verify(&tail, start_pos, start, end)?;
+                tail.slice(start..end)
+            }
             _ => Bytes::new(),
         })
+    }
+
+    /// CRC-checks the batches in `tail[start..end)` (`tail` starts at file position
+    /// `tail_pos`) that lie beyond the verified prefix. Returns the end of the servable
+    /// part: all of it, or up to the first damaged batch. A damaged first batch is an error
+    /// (the fetch gets KAFKA_STORAGE_ERROR): the broker never serves bytes that fail their
+    /// CRC or break offset order, and it says where the damage is.
+    fn verify(&self, tail: &[u8], tail_pos: u64, start: usize, end: usize) -> io::Result<usize> {
+        let verified = self.verified_bytes.load(Ordering::Relaxed);
+        if tail_pos + end as u64 <= verified {
+            return Ok(end);
+        }
+        let mut pos = start;
+        let mut prev_last_offset = self.base_offset - 1;
+        while pos < end {
+            let damage = match batch::check_batch(&tail[pos..end]) {
+                Ok(h)
+                    if h.base_offset <= prev_last_offset || h.last_offset() >= self.next_offset =>
+                {
+                    Some(format!(
+                        "batch at position {} claims offsets {}..={} out of order",
+                        tail_pos + pos as u64,
+                        h.base_offset,
+                        h.last_offset()
+                    ))
+                }
+                Ok(h) => {
+                    prev_last_offset = h.last_offset();
+                    pos += h.total_bytes();
+                    None
+                }
+                Err(e) => Some(format!("batch at position {}: {e}", tail_pos + pos as u64)),
+            };
+            if let Some(what) = damage {
+                if !self.corruption_reported.swap(true, Ordering::Relaxed) {
+                    tracing::error!(
+                        segment = %self.path.display(),
+                        damage = %what,
+                        "corrupt data on disk: not served (restore the segment from a replica or \
+                         backup, or move the log start past it with DeleteRecords)"
+                    );
+                }
+                if pos == start {
+                    return Err(io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("corrupt segment {}: {what}", self.path.display()),
+                    ));
+                }
+                return Ok(pos);
+            }
+        }
+        if tail_pos + start as u64 <= verified {
+            self.verified_bytes
+                .fetch_max(tail_pos + end as u64, Ordering::Relaxed);
+        }
+        Ok(end)
     }
 
     /// Calls `visit` on each batch header from the one holding `from_offset` on, with the
