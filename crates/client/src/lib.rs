@@ -286,7 +286,7 @@ impl Client {
 
     async fn group_by_leader<T>(
         &mut self,
-        items: impl IntoIterator<Item = ((String, i32), T)>,
+        items: Vec<((String, i32), T)>,
     ) -> Result<BTreeMap<i32, Vec<((String, i32), T)>>> {
         let mut by_leader: BTreeMap<i32, Vec<((String, i32), T)>> = BTreeMap::new();
         for (tp, item) in items {
@@ -305,7 +305,12 @@ impl Client {
         isolation_level: i8,
     ) -> Result<BTreeMap<(String, i32), std::result::Result<(i64, i64), i16>>> {
         let by_leader = self
-            .group_by_leader(queries.iter().map(|(t, p, ts)| ((t.clone(), *p), *ts)))
+            .group_by_leader(
+                queries
+                    .iter()
+                    .map(|(t, p, ts)| ((t.clone(), *p), *ts))
+                    .collect(),
+            )
             .await?;
         let mut out = BTreeMap::new();
         for (leader, items) in by_leader {
@@ -381,7 +386,7 @@ impl Client {
         options: FetchOptions,
     ) -> Result<Vec<(String, PartitionData)>> {
         let by_leader = self
-            .group_by_leader(positions.iter().map(|(tp, o)| (tp.clone(), *o)))
+            .group_by_leader(positions.iter().map(|(tp, o)| (tp.clone(), *o)).collect())
             .await?;
         let mut out = Vec::new();
         for (leader, items) in by_leader {
@@ -440,6 +445,17 @@ impl Client {
     ) -> Result<PartitionProduceResponse> {
         let leader = self.leader(topic, partition).await?;
         let request = produce_request(topic, partition, records, acks, self.timeout);
+        if acks == 0 {
+            // The broker sends no response to acks=0: write the request and move on.
+            let addr = self.resolve(&Target::Node(leader)).await?;
+            let (min, max) = client_versions(ProduceRequest::KEY).unwrap_or((3, 9));
+            let conn = self.connection(&addr).await?;
+            let version = conn.pick_version::<ProduceRequest>(min, max)?;
+            conn.send(version, &request).await?;
+            return Ok(PartitionProduceResponse::default()
+                .with_index(partition)
+                .with_base_offset(-1));
+        }
         let response = self.call(Target::Node(leader), |_| request).await?;
         response
             .responses
