@@ -33,7 +33,8 @@ const E2E_STAMP_BYTES: usize = 8;
 pub enum BenchCommand {
     /// Produce records as fast as allowed; report throughput and acknowledgement latency.
     Produce(ProduceBench),
-    /// Consume a topic from the start; report throughput and fetch latency.
+    /// Consume a topic from the start; report throughput (record batch bytes) and fetch
+    /// latency.
     Consume(ConsumeBench),
     /// Produce and consume at once; report produce-to-consume latency.
     E2e(ProduceBench),
@@ -380,6 +381,13 @@ async fn producer(ctx: Ctx, plan: ProducerPlan, compression: kafka_protocol::rec
         }
         let count = (plan.args.batch_records as u64).min(remaining);
         if plan.rate_per_producer > 0.0 {
+            // Read the acknowledgements first, as they arrive: an unread response would
+            // count the pause as latency.
+            for (conn, queue) in conns.values_mut() {
+                while let Some(done) = queue.pop_front() {
+                    complete(conn, done, &mut latency, &progress).await?;
+                }
+            }
             let due = plan.start + Duration::from_secs_f64(sent as f64 / plan.rate_per_producer);
             tokio::time::sleep_until(due.into()).await;
         }
@@ -591,7 +599,7 @@ fn print_summary(ctx: &Ctx, s: &Summary) {
         print_json(&doc);
         return;
     }
-    println!(
+    outln!(
         "{}: {} records ({:.1} MB) in {:.2} s: {:.0} records/s, {:.2} MB/s{}",
         s.kind,
         s.records,
@@ -603,7 +611,7 @@ fn print_summary(ctx: &Ctx, s: &Summary) {
     );
     let line = |name: &str, h: &Histogram<u64>| {
         let ms = |us: u64| us as f64 / 1000.0;
-        println!(
+        outln!(
             "{name} ms: p50 {:.2}  p95 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
             ms(h.value_at_quantile(0.50)),
             ms(h.value_at_quantile(0.95)),

@@ -126,10 +126,10 @@ async fn info(ctx: &Ctx, client: &mut Client) -> Result<bool> {
         }));
         return Ok(true);
     }
-    println!("CLUSTER-ID   {cluster_id}");
-    println!("CONTROLLER   {}", metadata.controller_id.0);
-    println!("TOPICS       {topics} ({internal} internal)");
-    println!();
+    outln!("CLUSTER-ID   {cluster_id}");
+    outln!("CONTROLLER   {}", metadata.controller_id.0);
+    outln!("TOPICS       {topics} ({internal} internal)");
+    outln!();
     let mut table = Table::new(&["ID", "HOST", "PORT", "RACK"]);
     for b in &metadata.brokers {
         let id = if b.node_id == metadata.controller_id {

@@ -119,8 +119,8 @@ fn dump(ctx: &Ctx, file: &Path, with_records: bool) -> Result<bool> {
             "problems": report.problems, "ok": ok}));
     } else {
         table.print();
-        println!();
-        println!(
+        outln!();
+        outln!(
             "{}: {} batches, {} records, {} bytes",
             file.display(),
             report.batches.len(),
@@ -128,7 +128,7 @@ fn dump(ctx: &Ctx, file: &Path, with_records: bool) -> Result<bool> {
             report.size_bytes
         );
         for p in &report.problems {
-            println!("{}", ctx.paint_error(&format!("CORRUPT: {p}")));
+            outln!("{}", ctx.paint_error(&format!("CORRUPT: {p}")));
         }
     }
     Ok(ok)
@@ -274,7 +274,7 @@ fn check_dir(ctx: &Ctx, dir: &Path) -> Result<bool> {
     } else {
         table.print();
         for p in &details {
-            println!("{}", ctx.paint_error(&format!("CORRUPT: {p}")));
+            outln!("{}", ctx.paint_error(&format!("CORRUPT: {p}")));
         }
     }
     Ok(problems_total == 0)

@@ -213,8 +213,8 @@ async fn list(ctx: &Ctx, client: &mut Client) -> Result<bool> {
     } else {
         let mut table = Table::new(&["GROUP", "STATE", "PROTOCOL-TYPE"]);
         for (g, (state, kind)) in groups {
-            let state = if state.is_empty() { "-".into() } else { state };
-            table.row(vec![g, state, kind]);
+            let dash = |s: String| if s.is_empty() { "-".to_string() } else { s };
+            table.row(vec![g, dash(state), dash(kind)]);
         }
         table.print();
     }
@@ -269,7 +269,7 @@ async fn describe(ctx: &Ctx, client: &mut Client, groups: &[String]) -> Result<b
                 obj.insert("group".into(), group.clone().into());
                 documents.push(Value::Object(obj));
             } else {
-                println!("{group}: {}", ctx.status(code));
+                outln!("{group}: {}", ctx.status(code));
             }
             continue;
         }
@@ -341,18 +341,19 @@ async fn describe(ctx: &Ctx, client: &mut Client, groups: &[String]) -> Result<b
             continue;
         }
         if i > 0 {
-            println!();
+            outln!();
         }
-        println!("GROUP        {group}");
-        println!("STATE        {}", described.group_state.as_str());
-        println!(
-            "PROTOCOL     {} {}",
+        outln!("GROUP        {group}");
+        outln!("STATE        {}", described.group_state.as_str());
+        let protocol = format!(
+            "{} {}",
             described.protocol_type.as_str(),
             described.protocol_data.as_str()
         );
-        println!("MEMBERS      {}", described.members.len());
-        println!("TOTAL-LAG    {total_lag}");
-        println!();
+        outln!("PROTOCOL     {}", if protocol.trim().is_empty() { "-" } else { protocol.trim() });
+        outln!("MEMBERS      {}", described.members.len());
+        outln!("TOTAL-LAG    {total_lag}");
+        outln!();
         table.print();
     }
     if ctx.json() {

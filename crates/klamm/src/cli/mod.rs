@@ -6,6 +6,14 @@
 //! `topic consume`); per-item status rows carry Kafka's error names; the exit status is 0
 //! only when every item succeeded.
 
+/// `println!` that ignores a closed stdout (`klamm topic list | head -1` must not panic).
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 pub mod bench;
 pub mod cluster;
 pub mod completion;
@@ -202,6 +210,8 @@ impl Table {
                     text.extend(std::iter::repeat_n(' ', pad));
                 }
             }
+            // Empty trailing cells would leave trailing blanks.
+            text.truncate(text.trim_end_matches(' ').len());
             text.push('\n');
         };
         line(self.headers.clone());
@@ -231,7 +241,7 @@ fn strip_ansi(s: &str) -> String {
 
 /// Prints a JSON document on stdout.
 pub fn print_json(value: &Value) {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).expect("a Value always serializes")
     );

@@ -300,7 +300,7 @@ async fn describe(ctx: &Ctx, client: &mut Client, names: &[String]) -> Result<bo
                 obj.insert("topic".into(), name.into());
                 documents.push(Value::Object(obj));
             } else {
-                println!("{name}: {}", ctx.status(t.error_code));
+                outln!("{name}: {}", ctx.status(t.error_code));
             }
             continue;
         }
@@ -339,21 +339,21 @@ async fn describe(ctx: &Ctx, client: &mut Client, names: &[String]) -> Result<bo
             continue;
         }
         if i > 0 {
-            println!();
+            outln!();
         }
-        println!("NAME         {name}");
-        println!("TOPIC-ID     {}", t.topic_id);
-        println!("INTERNAL     {}", t.is_internal);
-        println!("PARTITIONS   {}", t.partitions.len());
+        outln!("NAME         {name}");
+        outln!("TOPIC-ID     {}", t.topic_id);
+        outln!("INTERNAL     {}", t.is_internal);
+        outln!("PARTITIONS   {}", t.partitions.len());
         if !configs.is_empty() {
-            println!();
+            outln!();
             let mut table = Table::new(&["KEY", "VALUE", "SOURCE"]);
             for (k, v, source) in &configs {
                 table.row(vec![k.clone(), v.clone().unwrap_or("-".into()), source.to_string()]);
             }
             table.print();
         }
-        println!();
+        outln!();
         let mut table = Table::new(&[
             "PARTITION",
             "LEADER",
