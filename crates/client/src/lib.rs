@@ -68,6 +68,12 @@ pub fn str_bytes(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
 }
 
+/// `(topic, partition)`.
+pub type TopicPartition = (String, i32);
+
+/// Per partition: `Ok((offset, timestamp))` / `Ok((start, end))`, or a Kafka error code.
+pub type PartitionOffsets = BTreeMap<TopicPartition, std::result::Result<(i64, i64), i16>>;
+
 /// Which broker a request goes to.
 #[derive(Debug, Clone)]
 pub enum Target {
@@ -286,9 +292,9 @@ impl Client {
 
     async fn group_by_leader<T>(
         &mut self,
-        items: Vec<((String, i32), T)>,
-    ) -> Result<BTreeMap<i32, Vec<((String, i32), T)>>> {
-        let mut by_leader: BTreeMap<i32, Vec<((String, i32), T)>> = BTreeMap::new();
+        items: Vec<(TopicPartition, T)>,
+    ) -> Result<BTreeMap<i32, Vec<(TopicPartition, T)>>> {
+        let mut by_leader: BTreeMap<i32, Vec<(TopicPartition, T)>> = BTreeMap::new();
         for (tp, item) in items {
             let leader = self.leader(&tp.0, tp.1).await?;
             by_leader.entry(leader).or_default().push((tp, item));
@@ -303,7 +309,7 @@ impl Client {
         &mut self,
         queries: &[(String, i32, i64)],
         isolation_level: i8,
-    ) -> Result<BTreeMap<(String, i32), std::result::Result<(i64, i64), i16>>> {
+    ) -> Result<PartitionOffsets> {
         let by_leader = self
             .group_by_leader(
                 queries
@@ -355,10 +361,7 @@ impl Client {
     }
 
     /// `(log start offset, log end offset)` of each partition.
-    pub async fn watermarks(
-        &mut self,
-        parts: &[(String, i32)],
-    ) -> Result<BTreeMap<(String, i32), std::result::Result<(i64, i64), i16>>> {
+    pub async fn watermarks(&mut self, parts: &[(String, i32)]) -> Result<PartitionOffsets> {
         let mut queries = Vec::new();
         for (t, p) in parts {
             queries.push((t.clone(), *p, EARLIEST_TIMESTAMP));

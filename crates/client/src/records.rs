@@ -7,8 +7,7 @@ use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::fetch_response::AbortedTransaction;
 use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
-    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions,
-    TimestampType,
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
 use klamm_protocol::batch;
 use std::collections::{BTreeMap, BTreeSet};
@@ -220,7 +219,10 @@ mod tests {
         assert_eq!(murmur2(b"foobar"), -790332482);
         assert_eq!(murmur2(b"a-little-bit-long-string"), -985981536);
         assert_eq!(murmur2(b"a-little-bit-longer-string"), -1486304829);
-        assert_eq!(murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"), -58897971);
+        assert_eq!(
+            murmur2(b"lkjh234lh9fiuh90y23oiuhsafujhadof229phr9h19h89h8"),
+            -58897971
+        );
         assert_eq!(murmur2(b"abc"), 479470107);
     }
 
@@ -246,7 +248,10 @@ mod tests {
             assert_eq!((got.records[0].offset, got.records[0].timestamp_ms), (1, 6));
             assert_eq!(got.next_offset, Some(2));
             let got = decode_fetched(0, &batch[..batch.len() - 1], 0, None).unwrap();
-            assert!(got.records.is_empty(), "{codec}: a partial batch is not decoded: {got:?}");
+            assert!(
+                got.records.is_empty(),
+                "{codec}: a partial batch is not decoded: {got:?}"
+            );
             assert_eq!(got.next_offset, None);
         }
     }

@@ -35,7 +35,10 @@ pub struct SegmentReport {
 
 impl SegmentReport {
     pub fn records(&self) -> i64 {
-        self.batches.iter().map(|b| b.header.records_count as i64).sum()
+        self.batches
+            .iter()
+            .map(|b| b.header.records_count as i64)
+            .sum()
     }
 }
 
@@ -74,9 +77,14 @@ pub fn verify_log_file(path: &Path) -> io::Result<SegmentReport> {
             ));
             break;
         }
-        let error = batch::check_batch(&data[pos..]).err().map(|e| e.to_string());
+        let error = batch::check_batch(&data[pos..])
+            .err()
+            .map(|e| e.to_string());
         if let Some(e) = &error {
-            report.problems.push(format!("position {pos} (offset {}): {e}", header.base_offset));
+            report.problems.push(format!(
+                "position {pos} (offset {}): {e}",
+                header.base_offset
+            ));
         }
         if let Some(expected) = expected_offset {
             if header.base_offset < expected {
@@ -158,7 +166,10 @@ pub fn verify_indexes(segment: &SegmentReport) -> Vec<String> {
     if let Ok(entries) = read_offset_index(&index_path) {
         let mut previous: Option<(u32, u32)> = None;
         for (i, (relative, position)) in entries.iter().copied().enumerate() {
-            let at = segment.batches.iter().find(|b| b.position == position as u64);
+            let at = segment
+                .batches
+                .iter()
+                .find(|b| b.position == position as u64);
             let problem = match at {
                 None => Some(format!("position {position} is not the start of a batch")),
                 Some(b) if b.header.base_offset != base + relative as i64 => Some(format!(
@@ -228,9 +239,9 @@ pub fn verify_partition_dir(dir: &Path) -> io::Result<Vec<SegmentReport>> {
         report.problems.extend(index_problems);
         if let (Some(end), Some(base)) = (previous_end, report.base_offset) {
             if base < end {
-                report
-                    .problems
-                    .push(format!("segment base offset {base} overlaps the previous segment, which ends at {end}"));
+                report.problems.push(format!(
+                    "segment base offset {base} overlaps the previous segment, which ends at {end}"
+                ));
             }
         }
         previous_end = report.next_offset.or(previous_end);

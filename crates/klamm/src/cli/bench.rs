@@ -132,11 +132,19 @@ pub async fn run(ctx: Ctx, cmd: BenchCommand) -> Result<bool> {
     Ok(summary.errors == 0)
 }
 
-async fn ensure_topic(ctx: &Ctx, client: &mut Client, topic: &str, partitions: Option<i32>) -> Result<Vec<i32>> {
+async fn ensure_topic(
+    ctx: &Ctx,
+    client: &mut Client,
+    topic: &str,
+    partitions: Option<i32>,
+) -> Result<Vec<i32>> {
     match client.partitions(topic).await {
         Ok(parts) => {
             if partitions.is_some_and(|p| p as usize != parts.len()) {
-                ctx.hint(&format!("{topic} exists with {} partitions; --partitions ignored", parts.len()));
+                ctx.hint(&format!(
+                    "{topic} exists with {} partitions; --partitions ignored",
+                    parts.len()
+                ));
             }
             Ok(parts)
         }
@@ -151,8 +159,15 @@ async fn ensure_topic(ctx: &Ctx, client: &mut Client, topic: &str, partitions: O
                         .with_timeout_ms(10_000)
                 })
                 .await?;
-            if let Some(t) = response.topics.first().filter(|t| t.error_code != 0 && t.error_code != 36) {
-                bail!("creating {topic}: {}", klamm_protocol::errors::error_name(t.error_code));
+            if let Some(t) = response
+                .topics
+                .first()
+                .filter(|t| t.error_code != 0 && t.error_code != 36)
+            {
+                bail!(
+                    "creating {topic}: {}",
+                    klamm_protocol::errors::error_name(t.error_code)
+                );
             }
             ctx.hint(&format!("created topic {topic}"));
             Ok(client.partitions(topic).await?)
@@ -161,7 +176,11 @@ async fn ensure_topic(ctx: &Ctx, client: &mut Client, topic: &str, partitions: O
     }
 }
 
-fn progress_bar(ctx: &Ctx, total: Option<u64>, duration: Option<Duration>) -> Option<indicatif::ProgressBar> {
+fn progress_bar(
+    ctx: &Ctx,
+    total: Option<u64>,
+    duration: Option<Duration>,
+) -> Option<indicatif::ProgressBar> {
     if ctx.args.quiet || !std::io::stderr().is_terminal() {
         return None;
     }
@@ -182,16 +201,28 @@ fn progress_bar(ctx: &Ctx, total: Option<u64>, duration: Option<Duration>) -> Op
 }
 
 /// Updates the bar from the counters until `stop` is set.
-fn spawn_ticker(bar: Option<indicatif::ProgressBar>, progress: Arc<Progress>, by_time: bool, start: Instant) -> tokio::task::JoinHandle<()> {
+fn spawn_ticker(
+    bar: Option<indicatif::ProgressBar>,
+    progress: Arc<Progress>,
+    by_time: bool,
+    start: Instant,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let Some(bar) = bar else { return };
         let mut last = (Instant::now(), 0u64);
         while !progress.stop.load(Ordering::Relaxed) {
             tokio::time::sleep(Duration::from_millis(200)).await;
-            let n = progress.records.load(Ordering::Relaxed).max(progress.consumed.load(Ordering::Relaxed));
+            let n = progress
+                .records
+                .load(Ordering::Relaxed)
+                .max(progress.consumed.load(Ordering::Relaxed));
             let rate = (n - last.1) as f64 / last.0.elapsed().as_secs_f64().max(1e-6);
             last = (Instant::now(), n);
-            bar.set_position(if by_time { start.elapsed().as_secs() } else { n });
+            bar.set_position(if by_time {
+                start.elapsed().as_secs()
+            } else {
+                n
+            });
             bar.set_message(format!("{n} records, {rate:.0} records/s"));
         }
         bar.finish_and_clear();
@@ -240,23 +271,45 @@ async fn produce_bench(ctx: &Ctx, args: ProduceBench, e2e: bool) -> Result<Summa
         (None, None) => Some(1_000_000),
     };
     let start_offsets = if e2e {
-        let parts: Vec<(String, i32)> = partitions.iter().map(|p| (args.topic.clone(), *p)).collect();
+        let parts: Vec<(String, i32)> = partitions
+            .iter()
+            .map(|p| (args.topic.clone(), *p))
+            .collect();
         let marks = client.watermarks(&parts).await?;
-        Some(parts.iter().map(|tp| (tp.clone(), marks.get(tp).and_then(|m| m.ok()).map_or(0, |m| m.1))).collect::<BTreeMap<_, _>>())
+        Some(
+            parts
+                .iter()
+                .map(|tp| {
+                    (
+                        tp.clone(),
+                        marks.get(tp).and_then(|m| m.ok()).map_or(0, |m| m.1),
+                    )
+                })
+                .collect::<BTreeMap<_, _>>(),
+        )
     } else {
         None
     };
     let progress = Arc::new(Progress::default());
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + d);
-    let ticker = spawn_ticker(progress_bar(ctx, records_total, args.duration), progress.clone(), args.duration.is_some(), start);
+    let ticker = spawn_ticker(
+        progress_bar(ctx, records_total, args.duration),
+        progress.clone(),
+        args.duration.is_some(),
+        start,
+    );
     // Non-e2e producers send the same pre-encoded batch over and over.
     let batch = if e2e {
         None
     } else {
         let value = Bytes::from(payload(args.record_size, 0x9e37_79b9));
         let records: Vec<ProducerRecord> = (0..args.batch_records)
-            .map(|_| ProducerRecord { value: Some(value.clone()), timestamp_ms: now_ms(), ..Default::default() })
+            .map(|_| ProducerRecord {
+                value: Some(value.clone()),
+                timestamp_ms: now_ms(),
+                ..Default::default()
+            })
             .collect();
         Some(encode_batch(&records, compression)?)
     };
@@ -270,15 +323,24 @@ async fn produce_bench(ctx: &Ctx, args: ProduceBench, e2e: bool) -> Result<Summa
                 continue;
             }
             let (ctx, progress, latency) = (ctx.clone(), progress.clone(), e2e_latency.clone());
-            consumers.push(tokio::spawn(async move { e2e_consumer(ctx, mine, progress, latency, start).await }));
+            consumers.push(tokio::spawn(async move {
+                e2e_consumer(ctx, mine, progress, latency, start).await
+            }));
         }
     }
     let mut producers = Vec::new();
     for i in 0..args.producers {
-        let share = records_total.map(|n| n / args.producers as u64 + u64::from((i as u64) < n % args.producers as u64));
+        let share = records_total
+            .map(|n| n / args.producers as u64 + u64::from((i as u64) < n % args.producers as u64));
         let plan = ProducerPlan {
             topic: args.topic.clone(),
-            partitions: partitions.iter().copied().filter(|p| partitions.len() < args.producers || (*p as usize) % args.producers == i).collect(),
+            partitions: partitions
+                .iter()
+                .copied()
+                .filter(|p| {
+                    partitions.len() < args.producers || (*p as usize) % args.producers == i
+                })
+                .collect(),
             records: share,
             deadline,
             rate_per_producer: args.rate as f64 / args.producers as f64,
@@ -288,7 +350,9 @@ async fn produce_bench(ctx: &Ctx, args: ProduceBench, e2e: bool) -> Result<Summa
             start,
         };
         let (ctx, progress) = (ctx.clone(), progress.clone());
-        producers.push(tokio::spawn(async move { producer(ctx, plan, compression, progress).await }));
+        producers.push(tokio::spawn(async move {
+            producer(ctx, plan, compression, progress).await
+        }));
     }
     let mut ack_latency = histogram();
     let mut first_error = None;
@@ -324,17 +388,40 @@ async fn produce_bench(ctx: &Ctx, args: ProduceBench, e2e: bool) -> Result<Summa
     if e2e {
         let consumed = progress.consumed.load(Ordering::Relaxed);
         if consumed < produced {
-            eprintln!("e2e: {} of {produced} acknowledged records were not consumed within --timeout", produced - consumed);
+            eprintln!(
+                "e2e: {} of {produced} acknowledged records were not consumed within --timeout",
+                produced - consumed
+            );
             errors += produced - consumed;
         }
         let latency = e2e_latency.lock().expect("e2e latency lock").clone();
-        return Ok(Summary { kind: "e2e", records: produced, bytes, errors, elapsed: start.elapsed(), latency_us: latency, ack_latency_us: Some(ack_latency) });
+        return Ok(Summary {
+            kind: "e2e",
+            records: produced,
+            bytes,
+            errors,
+            elapsed: start.elapsed(),
+            latency_us: latency,
+            ack_latency_us: Some(ack_latency),
+        });
     }
-    Ok(Summary { kind: "produce", records: produced, bytes, errors, elapsed: produced_elapsed, latency_us: ack_latency, ack_latency_us: None })
+    Ok(Summary {
+        kind: "produce",
+        records: produced,
+        bytes,
+        errors,
+        elapsed: produced_elapsed,
+        latency_us: ack_latency,
+        ack_latency_us: None,
+    })
 }
 
 /// Worker `i` of `n` takes every n-th partition.
-fn deal<V: Copy>(all: &BTreeMap<(String, i32), V>, i: usize, n: usize) -> BTreeMap<(String, i32), V> {
+fn deal<V: Copy>(
+    all: &BTreeMap<(String, i32), V>,
+    i: usize,
+    n: usize,
+) -> BTreeMap<(String, i32), V> {
     let mut mine = BTreeMap::new();
     for (j, (tp, v)) in all.iter().enumerate() {
         if j % n == i {
@@ -345,7 +432,9 @@ fn deal<V: Copy>(all: &BTreeMap<(String, i32), V>, i: usize, n: usize) -> BTreeM
 }
 
 fn now_ms() -> i64 {
-    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
 }
 
 /// One request awaiting its response.
@@ -359,14 +448,19 @@ struct InFlight {
 
 /// One producer: its own connections (one per leader), pipelined requests, paced to its
 /// share of `--rate`. Returns its acknowledgement-latency histogram.
-async fn producer(ctx: Ctx, plan: ProducerPlan, compression: kafka_protocol::records::Compression, progress: Arc<Progress>) -> Result<Histogram<u64>> {
+async fn producer(
+    ctx: Ctx,
+    plan: ProducerPlan,
+    compression: kafka_protocol::records::Compression,
+    progress: Arc<Progress>,
+) -> Result<Histogram<u64>> {
     let mut client = ctx.client().await?;
     let mut conns: BTreeMap<i32, (Connection, VecDeque<InFlight>)> = BTreeMap::new();
     let mut leaders = Vec::new();
     for p in &plan.partitions {
         let leader = client.leader(&plan.topic, *p).await?;
-        if !conns.contains_key(&leader) {
-            conns.insert(leader, (client.open_connection(leader).await?, VecDeque::new()));
+        if let std::collections::btree_map::Entry::Vacant(slot) = conns.entry(leader) {
+            slot.insert((client.open_connection(leader).await?, VecDeque::new()));
         }
         leaders.push(leader);
     }
@@ -393,7 +487,13 @@ async fn producer(ctx: Ctx, plan: ProducerPlan, compression: kafka_protocol::rec
         }
         let records = match &plan.batch {
             Some(b) if count == plan.args.batch_records as u64 => b.clone(),
-            _ => e2e_batch(&value, plan.args.record_size, count, plan.start, compression)?,
+            _ => e2e_batch(
+                &value,
+                plan.args.record_size,
+                count,
+                plan.start,
+                compression,
+            )?,
         };
         let bytes = count * plan.args.record_size as u64;
         let partition = plan.partitions[next % plan.partitions.len()];
@@ -412,7 +512,13 @@ async fn producer(ctx: Ctx, plan: ProducerPlan, compression: kafka_protocol::rec
             progress.records.fetch_add(count, Ordering::Relaxed);
             progress.bytes.fetch_add(bytes, Ordering::Relaxed);
         } else {
-            queue.push_back(InFlight { correlation_id, version, sent: Instant::now(), records: count, bytes });
+            queue.push_back(InFlight {
+                correlation_id,
+                version,
+                sent: Instant::now(),
+                records: count,
+                bytes,
+            });
         }
     }
     for (conn, queue) in conns.values_mut() {
@@ -423,63 +529,117 @@ async fn producer(ctx: Ctx, plan: ProducerPlan, compression: kafka_protocol::rec
     Ok(latency)
 }
 
-fn e2e_batch(value: &[u8], record_size: usize, count: u64, start: Instant, compression: kafka_protocol::records::Compression) -> Result<Bytes> {
+fn e2e_batch(
+    value: &[u8],
+    record_size: usize,
+    count: u64,
+    start: Instant,
+    compression: kafka_protocol::records::Compression,
+) -> Result<Bytes> {
     let mut stamped = value[..record_size.max(E2E_STAMP_BYTES)].to_vec();
     stamped[..E2E_STAMP_BYTES].copy_from_slice(&(start.elapsed().as_micros() as u64).to_be_bytes());
     let stamped = Bytes::from(stamped);
     let records: Vec<ProducerRecord> = (0..count)
-        .map(|_| ProducerRecord { value: Some(stamped.clone()), timestamp_ms: now_ms(), ..Default::default() })
+        .map(|_| ProducerRecord {
+            value: Some(stamped.clone()),
+            timestamp_ms: now_ms(),
+            ..Default::default()
+        })
         .collect();
     Ok(encode_batch(&records, compression)?)
 }
 
-async fn complete(conn: &mut Connection, done: InFlight, latency: &mut Histogram<u64>, progress: &Progress) -> Result<()> {
-    let response = conn.recv::<ProduceRequest>(done.version, done.correlation_id).await?;
-    let code = response.responses.iter().flat_map(|t| &t.partition_responses).map(|p| p.error_code).find(|c| *c != 0).unwrap_or(0);
+async fn complete(
+    conn: &mut Connection,
+    done: InFlight,
+    latency: &mut Histogram<u64>,
+    progress: &Progress,
+) -> Result<()> {
+    let response = conn
+        .recv::<ProduceRequest>(done.version, done.correlation_id)
+        .await?;
+    let code = response
+        .responses
+        .iter()
+        .flat_map(|t| &t.partition_responses)
+        .map(|p| p.error_code)
+        .find(|c| *c != 0)
+        .unwrap_or(0);
     if code != 0 {
         if progress.errors.fetch_add(done.records, Ordering::Relaxed) == 0 {
-            eprintln!("produce error: {}", klamm_protocol::errors::error_name(code));
+            eprintln!(
+                "produce error: {}",
+                klamm_protocol::errors::error_name(code)
+            );
         }
         return Ok(());
     }
     let micros = (done.sent.elapsed().as_micros() as u64).clamp(1, LATENCY_MAX_US);
-    latency.record_n(micros, done.records).expect("clamped into bounds");
+    latency
+        .record_n(micros, done.records)
+        .expect("clamped into bounds");
     progress.records.fetch_add(done.records, Ordering::Relaxed);
     progress.bytes.fetch_add(done.bytes, Ordering::Relaxed);
     Ok(())
 }
 
 /// Consumes from `positions` until stopped, recording each record's produce-to-consume time.
-async fn e2e_consumer(ctx: Ctx, mut positions: BTreeMap<(String, i32), i64>, progress: Arc<Progress>, latency: Arc<Mutex<Histogram<u64>>>, start: Instant) -> Result<()> {
+async fn e2e_consumer(
+    ctx: Ctx,
+    mut positions: BTreeMap<(String, i32), i64>,
+    progress: Arc<Progress>,
+    latency: Arc<Mutex<Histogram<u64>>>,
+    start: Instant,
+) -> Result<()> {
     let mut client = ctx.client().await?;
-    let options = FetchOptions { max_wait_ms: 100, ..FetchOptions::default() };
+    let options = FetchOptions {
+        max_wait_ms: 100,
+        ..FetchOptions::default()
+    };
     let mut local = histogram();
     while !progress.stop.load(Ordering::Relaxed) {
         for (topic, pd) in client.fetch(&positions, options).await? {
             let tp = (topic, pd.partition_index);
             let from = positions[&tp];
-            let fetched = klamm_client::records::decode_fetched(tp.1, pd.records.as_deref().unwrap_or_default(), from, None)?;
+            let fetched = klamm_client::records::decode_fetched(
+                tp.1,
+                pd.records.as_deref().unwrap_or_default(),
+                from,
+                None,
+            )?;
             let now_us = start.elapsed().as_micros() as u64;
             for r in &fetched.records {
                 if let Some(v) = r.value.as_deref().filter(|v| v.len() >= E2E_STAMP_BYTES) {
-                    let sent_us = u64::from_be_bytes(v[..E2E_STAMP_BYTES].try_into().expect("8 bytes"));
-                    local.record(now_us.saturating_sub(sent_us).clamp(1, LATENCY_MAX_US)).expect("clamped");
+                    let sent_us =
+                        u64::from_be_bytes(v[..E2E_STAMP_BYTES].try_into().expect("8 bytes"));
+                    local
+                        .record(now_us.saturating_sub(sent_us).clamp(1, LATENCY_MAX_US))
+                        .expect("clamped");
                 }
             }
-            progress.consumed.fetch_add(fetched.records.len() as u64, Ordering::Relaxed);
+            progress
+                .consumed
+                .fetch_add(fetched.records.len() as u64, Ordering::Relaxed);
             if let Some(next) = fetched.next_offset {
                 positions.insert(tp, next.max(from));
             }
         }
     }
-    latency.lock().expect("e2e latency lock").add(&local).expect("same bounds");
+    latency
+        .lock()
+        .expect("e2e latency lock")
+        .add(&local)
+        .expect("same bounds");
     Ok(())
 }
 
 async fn consume_bench(ctx: &Ctx, args: ConsumeBench) -> Result<Summary> {
     let mut client = ctx.client().await?;
     let partitions = client.partitions(&args.topic).await?;
-    let parts: Vec<(String, i32)> = partitions.iter().map(|p| (args.topic.clone(), *p)).collect();
+    let parts: Vec<(String, i32)> = partitions
+        .iter()
+        .map(|p| (args.topic.clone(), *p))
+        .collect();
     let marks = client.watermarks(&parts).await?;
     let mut ranges = BTreeMap::new();
     for tp in &parts {
@@ -487,19 +647,33 @@ async fn consume_bench(ctx: &Ctx, args: ConsumeBench) -> Result<Summary> {
             Some(Ok((s, e))) => {
                 ranges.insert(tp.clone(), (*s, *e));
             }
-            Some(Err(code)) => bail!("{}-{}: {}", tp.0, tp.1, klamm_protocol::errors::error_name(*code)),
+            Some(Err(code)) => bail!(
+                "{}-{}: {}",
+                tp.0,
+                tp.1,
+                klamm_protocol::errors::error_name(*code)
+            ),
             None => bail!("{}-{}: no offsets", tp.0, tp.1),
         }
     }
     let available: u64 = ranges.values().map(|(s, e)| (e - s) as u64).sum();
     let target = args.records.unwrap_or(available);
     if target == 0 && args.duration.is_none() {
-        bail!("{} is empty: produce first (e.g. klamm bench produce {})", args.topic, args.topic);
+        bail!(
+            "{} is empty: produce first (e.g. klamm bench produce {})",
+            args.topic,
+            args.topic
+        );
     }
     let progress = Arc::new(Progress::default());
     let start = Instant::now();
     let deadline = args.duration.map(|d| start + d);
-    let ticker = spawn_ticker(progress_bar(ctx, Some(target), args.duration), progress.clone(), args.duration.is_some(), start);
+    let ticker = spawn_ticker(
+        progress_bar(ctx, Some(target), args.duration),
+        progress.clone(),
+        args.duration.is_some(),
+        start,
+    );
     let n = args.consumers.max(1);
     let mut workers = Vec::new();
     for i in 0..n {
@@ -508,9 +682,16 @@ async fn consume_bench(ctx: &Ctx, args: ConsumeBench) -> Result<Summary> {
             continue;
         }
         let (ctx, progress) = (ctx.clone(), progress.clone());
-        let options = FetchOptions { max_bytes: args.fetch_max_bytes, partition_max_bytes: args.fetch_max_bytes, max_wait_ms: 100, ..FetchOptions::default() };
+        let options = FetchOptions {
+            max_bytes: args.fetch_max_bytes,
+            partition_max_bytes: args.fetch_max_bytes,
+            max_wait_ms: 100,
+            ..FetchOptions::default()
+        };
         let unbounded = args.records.is_some() || args.duration.is_some();
-        workers.push(tokio::spawn(async move { bench_consumer(ctx, mine, options, progress, target, deadline, unbounded).await }));
+        workers.push(tokio::spawn(async move {
+            bench_consumer(ctx, mine, options, progress, target, deadline, unbounded).await
+        }));
     }
     let mut latency = histogram();
     let mut first_error = None;
@@ -527,30 +708,57 @@ async fn consume_bench(ctx: &Ctx, args: ConsumeBench) -> Result<Summary> {
     if let Some(e) = first_error {
         return Err(e);
     }
-    Ok(Summary { kind: "consume", records: progress.consumed.load(Ordering::Relaxed), bytes: progress.bytes.load(Ordering::Relaxed), errors: progress.errors.load(Ordering::Relaxed), elapsed: start.elapsed(), latency_us: latency, ack_latency_us: None })
+    Ok(Summary {
+        kind: "consume",
+        records: progress.consumed.load(Ordering::Relaxed),
+        bytes: progress.bytes.load(Ordering::Relaxed),
+        errors: progress.errors.load(Ordering::Relaxed),
+        elapsed: start.elapsed(),
+        latency_us: latency,
+        ack_latency_us: None,
+    })
 }
 
 /// Fetches its partitions from start to end (or until the shared target or deadline),
 /// counting whole batches without decoding them. Returns its fetch-latency histogram.
-async fn bench_consumer(ctx: Ctx, ranges: BTreeMap<(String, i32), (i64, i64)>, options: FetchOptions, progress: Arc<Progress>, target: u64, deadline: Option<Instant>, unbounded: bool) -> Result<Histogram<u64>> {
+async fn bench_consumer(
+    ctx: Ctx,
+    ranges: BTreeMap<(String, i32), (i64, i64)>,
+    options: FetchOptions,
+    progress: Arc<Progress>,
+    target: u64,
+    deadline: Option<Instant>,
+    unbounded: bool,
+) -> Result<Histogram<u64>> {
     let mut client = ctx.client().await?;
-    let mut positions: BTreeMap<(String, i32), i64> = ranges.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
+    let mut positions: BTreeMap<(String, i32), i64> =
+        ranges.iter().map(|(k, (s, _))| (k.clone(), *s)).collect();
     let mut latency = histogram();
     loop {
         if !unbounded {
             positions.retain(|tp, pos| *pos < ranges[tp].1);
         }
-        if positions.is_empty() || progress.consumed.load(Ordering::Relaxed) >= target || deadline.is_some_and(|d| Instant::now() >= d) {
+        if positions.is_empty()
+            || progress.consumed.load(Ordering::Relaxed) >= target
+            || deadline.is_some_and(|d| Instant::now() >= d)
+        {
             break;
         }
         let sent = Instant::now();
         let data = client.fetch(&positions, options).await?;
-        latency.record((sent.elapsed().as_micros() as u64).clamp(1, LATENCY_MAX_US)).expect("clamped");
+        latency
+            .record((sent.elapsed().as_micros() as u64).clamp(1, LATENCY_MAX_US))
+            .expect("clamped");
         for (topic, pd) in data {
             let tp = (topic, pd.partition_index);
             if pd.error_code != 0 {
                 progress.errors.fetch_add(1, Ordering::Relaxed);
-                eprintln!("{}-{}: {}", tp.0, tp.1, klamm_protocol::errors::error_name(pd.error_code));
+                eprintln!(
+                    "{}-{}: {}",
+                    tp.0,
+                    tp.1,
+                    klamm_protocol::errors::error_name(pd.error_code)
+                );
                 positions.remove(&tp);
                 continue;
             }
@@ -607,7 +815,11 @@ fn print_summary(ctx: &Ctx, s: &Summary) {
         secs,
         records_per_s,
         mb_per_s,
-        if s.errors > 0 { format!(", {} errors", s.errors) } else { String::new() }
+        if s.errors > 0 {
+            format!(", {} errors", s.errors)
+        } else {
+            String::new()
+        }
     );
     let line = |name: &str, h: &Histogram<u64>| {
         let ms = |us: u64| us as f64 / 1000.0;

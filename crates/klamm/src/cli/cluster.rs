@@ -192,14 +192,16 @@ pub async fn describe_configs(
 ) -> Result<bool> {
     let response = client
         .call(Target::Any, |_| {
-            DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-                .with_resource_type(resource_type)
-                .with_resource_name(str_bytes(name))
-                .with_configuration_keys(if keys.is_empty() {
-                    None
-                } else {
-                    Some(keys.iter().map(|k| str_bytes(k)).collect())
-                })])
+            DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(resource_type)
+                    .with_resource_name(str_bytes(name))
+                    .with_configuration_keys(if keys.is_empty() {
+                        None
+                    } else {
+                        Some(keys.iter().map(|k| str_bytes(k)).collect())
+                    }),
+            ])
         })
         .await?;
     let Some(result) = response.results.into_iter().next() else {
@@ -239,7 +241,10 @@ pub async fn describe_configs(
         let value = if c.is_sensitive {
             "(sensitive)".to_string()
         } else {
-            c.value.as_ref().map(|v| v.to_string()).unwrap_or("-".into())
+            c.value
+                .as_ref()
+                .map(|v| v.to_string())
+                .unwrap_or("-".into())
         };
         table.row(vec![
             c.name.to_string(),

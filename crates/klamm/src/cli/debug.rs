@@ -39,16 +39,35 @@ fn dump(ctx: &Ctx, file: &Path, with_records: bool) -> Result<bool> {
         Some("timeindex") => return dump_time_index(ctx, file),
         _ => {}
     }
-    let report = verify::verify_log_file(file).with_context(|| format!("reading {}", file.display()))?;
-    let data = if with_records { std::fs::read(file)? } else { Vec::new() };
+    let report =
+        verify::verify_log_file(file).with_context(|| format!("reading {}", file.display()))?;
+    let data = if with_records {
+        std::fs::read(file)?
+    } else {
+        Vec::new()
+    };
     let mut documents = Vec::new();
     let mut table = Table::new(&[
-        "POSITION", "BASE-OFFSET", "LAST-OFFSET", "COUNT", "BASE-TIMESTAMP", "MAX-TIMESTAMP",
-        "PRODUCER-ID", "EPOCH", "SEQUENCE", "CODEC", "FLAGS", "BYTES", "CRC",
+        "POSITION",
+        "BASE-OFFSET",
+        "LAST-OFFSET",
+        "COUNT",
+        "BASE-TIMESTAMP",
+        "MAX-TIMESTAMP",
+        "PRODUCER-ID",
+        "EPOCH",
+        "SEQUENCE",
+        "CODEC",
+        "FLAGS",
+        "BYTES",
+        "CRC",
     ]);
     for b in &report.batches {
         let h = &b.header;
-        let codec = CODECS.get(h.compression_codec() as usize).copied().unwrap_or("?");
+        let codec = CODECS
+            .get(h.compression_codec() as usize)
+            .copied()
+            .unwrap_or("?");
         let mut flags = Vec::new();
         if h.is_transactional() {
             flags.push("txn");
@@ -90,7 +109,11 @@ fn dump(ctx: &Ctx, file: &Path, with_records: bool) -> Result<bool> {
             h.producer_epoch.to_string(),
             h.base_sequence.to_string(),
             codec.to_string(),
-            if flags.is_empty() { "-".into() } else { flags.join(",") },
+            if flags.is_empty() {
+                "-".into()
+            } else {
+                flags.join(",")
+            },
             h.total_bytes().to_string(),
             crc,
         ]);
@@ -114,9 +137,11 @@ fn dump(ctx: &Ctx, file: &Path, with_records: bool) -> Result<bool> {
     }
     let ok = report.problems.is_empty();
     if ctx.json() {
-        print_json(&json!({"file": file.display().to_string(), "base_offset": report.base_offset,
+        print_json(
+            &json!({"file": file.display().to_string(), "base_offset": report.base_offset,
             "size_bytes": report.size_bytes, "batches": documents, "records": report.records(),
-            "problems": report.problems, "ok": ok}));
+            "problems": report.problems, "ok": ok}),
+        );
     } else {
         table.print();
         outln!();
@@ -137,16 +162,17 @@ fn dump(ctx: &Ctx, file: &Path, with_records: bool) -> Result<bool> {
 /// Records of one checked batch as JSON values (keys and values shown as lossy UTF-8).
 fn decode_records(batch: &[u8]) -> Vec<Value> {
     let mut buf = bytes::Bytes::copy_from_slice(batch);
-    let lossy = |b: &Option<bytes::Bytes>| {
-        b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned())
-    };
+    let lossy =
+        |b: &Option<bytes::Bytes>| b.as_ref().map(|b| String::from_utf8_lossy(b).into_owned());
     match kafka_protocol::records::RecordBatchDecoder::decode(&mut buf) {
         Ok(set) => set
             .records
             .iter()
-            .map(|r| json!({"offset": r.offset, "timestamp": r.timestamp,
+            .map(|r| {
+                json!({"offset": r.offset, "timestamp": r.timestamp,
                             "key": lossy(&r.key), "value": lossy(&r.value),
-                            "headers": r.headers.len()}))
+                            "headers": r.headers.len()})
+            })
             .collect(),
         Err(e) => vec![json!({"error": e.to_string()})],
     }
@@ -224,17 +250,30 @@ fn check_dir(ctx: &Ctx, dir: &Path) -> Result<bool> {
             dir.display()
         );
     }
-    let mut table = Table::new(&["PARTITION", "SEGMENTS", "BATCHES", "RECORDS", "OFFSETS", "BYTES", "STATUS"]);
+    let mut table = Table::new(&[
+        "PARTITION",
+        "SEGMENTS",
+        "BATCHES",
+        "RECORDS",
+        "OFFSETS",
+        "BYTES",
+        "STATUS",
+    ]);
     let mut rows = Vec::new();
     let mut problems_total = 0;
     let mut details = Vec::new();
     for d in &dirs {
-        let name = d.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let name = d
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let reports: Vec<SegmentReport> = verify::verify_partition_dir(d)?;
         let batches: usize = reports.iter().map(|r| r.batches.len()).sum();
         let records: i64 = reports.iter().map(|r| r.records()).sum();
         let bytes: u64 = reports.iter().map(|r| r.size_bytes).sum();
-        let first = reports.iter().find_map(|r| r.batches.first().map(|b| b.header.base_offset));
+        let first = reports
+            .iter()
+            .find_map(|r| r.batches.first().map(|b| b.header.base_offset));
         let end = reports.iter().rev().find_map(|r| r.next_offset);
         let offsets = match (first, end) {
             (Some(a), Some(b)) => format!("[{a}, {b})"),
@@ -243,9 +282,15 @@ fn check_dir(ctx: &Ctx, dir: &Path) -> Result<bool> {
         let problems: Vec<String> = reports
             .iter()
             .flat_map(|r| {
-                let file = r.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                let file = r
+                    .path
+                    .file_name()
+                    .map(|n| n.to_string_lossy().into_owned())
+                    .unwrap_or_default();
                 let name = name.clone();
-                r.problems.iter().map(move |p| format!("{name}/{file}: {p}"))
+                r.problems
+                    .iter()
+                    .map(move |p| format!("{name}/{file}: {p}"))
             })
             .collect();
         problems_total += problems.len();
@@ -263,14 +308,18 @@ fn check_dir(ctx: &Ctx, dir: &Path) -> Result<bool> {
             bytes.to_string(),
             status,
         ]);
-        rows.push(json!({"partition": name, "segments": reports.len(), "batches": batches,
+        rows.push(
+            json!({"partition": name, "segments": reports.len(), "batches": batches,
             "records": records, "first_offset": first, "end_offset": end, "bytes": bytes,
-            "ok": problems.is_empty(), "problems": problems}));
+            "ok": problems.is_empty(), "problems": problems}),
+        );
         details.extend(problems);
     }
     if ctx.json() {
-        print_json(&json!({"dir": dir.display().to_string(), "partitions": rows,
-                           "problems": problems_total, "ok": problems_total == 0}));
+        print_json(
+            &json!({"dir": dir.display().to_string(), "partitions": rows,
+                           "problems": problems_total, "ok": problems_total == 0}),
+        );
     } else {
         table.print();
         for p in &details {

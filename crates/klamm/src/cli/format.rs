@@ -37,7 +37,9 @@ impl RecordFormat {
                         }
                         tokens.push(Token::Field(f));
                     }
-                    Some(f) => bail!("unknown field %{f} in format {format:?} (use %k %v %t %p %o %d %h)"),
+                    Some(f) => {
+                        bail!("unknown field %{f} in format {format:?} (use %k %v %t %p %o %d %h)")
+                    }
                     None => bail!("format {format:?} ends with a lone %"),
                 },
                 '\\' => match chars.next() {
@@ -121,9 +123,19 @@ impl RecordFormat {
                         'k' => record.key = Some(Bytes::copy_from_slice(value.as_bytes())),
                         'v' => record.value = Some(Bytes::copy_from_slice(value.as_bytes())),
                         'h' => record.headers.extend(parse_headers(value)?),
-                        'p' => partition = Some(value.trim().parse().map_err(|_| anyhow::anyhow!("%p: {value:?} is not a partition number"))?),
-                        'd' => record.timestamp_ms = value.trim().parse().map_err(|_| anyhow::anyhow!("%d: {value:?} is not a timestamp in ms"))?,
-                        other => bail!("%{other} cannot be set when producing (use %k %v %h %p %d)"),
+                        'p' => {
+                            partition = Some(value.trim().parse().map_err(|_| {
+                                anyhow::anyhow!("%p: {value:?} is not a partition number")
+                            })?)
+                        }
+                        'd' => {
+                            record.timestamp_ms = value.trim().parse().map_err(|_| {
+                                anyhow::anyhow!("%d: {value:?} is not a timestamp in ms")
+                            })?
+                        }
+                        other => {
+                            bail!("%{other} cannot be set when producing (use %k %v %h %p %d)")
+                        }
                     }
                 }
             }
@@ -174,7 +186,10 @@ fn put_bytes(map: &mut serde_json::Map<String, Value>, name: &str, bytes: Option
             map.insert(name.into(), s.into());
         }
         Some(Err(_)) => {
-            map.insert(format!("{name}_base64"), base64(bytes.unwrap_or_default()).into());
+            map.insert(
+                format!("{name}_base64"),
+                base64(bytes.unwrap_or_default()).into(),
+            );
         }
     }
 }
@@ -183,7 +198,11 @@ fn base64(bytes: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
     for chunk in bytes.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (b[0] as u32) << 16 | (b[1] as u32) << 8 | b[2] as u32;
         for i in 0..4 {
             if i <= chunk.len() {
@@ -217,7 +236,10 @@ mod tests {
         let f = RecordFormat::parse("%t/%p@%o %d %k=%v [%h] 100%%\\n").unwrap();
         let mut out = Vec::new();
         f.format("orders", &record(), &mut out);
-        assert_eq!(String::from_utf8(out).unwrap(), "orders/2@7 1000 k1=hello [a=1] 100%\n");
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "orders/2@7 1000 k1=hello [a=1] 100%\n"
+        );
         assert!(RecordFormat::parse("%x").is_err());
     }
 

@@ -192,7 +192,9 @@ async fn list(ctx: &Ctx, client: &mut Client) -> Result<bool> {
     let mut groups = BTreeMap::new();
     let mut ok = true;
     for target in targets {
-        let response = client.call(target, |_| ListGroupsRequest::default()).await?;
+        let response = client
+            .call(target, |_| ListGroupsRequest::default())
+            .await?;
         if response.error_code != 0 {
             ok = false;
             eprintln!("ListGroups: {}", ctx.status(response.error_code));
@@ -262,7 +264,11 @@ async fn describe(ctx: &Ctx, client: &mut Client, groups: &[String]) -> Result<b
         let dead = described.group_state.as_str() == "Dead";
         if described.error_code != 0 || dead {
             // Unknown groups: DescribeGroups v6+ says GROUP_ID_NOT_FOUND, older ones "Dead".
-            let code = if described.error_code != 0 { described.error_code } else { 69 };
+            let code = if described.error_code != 0 {
+                described.error_code
+            } else {
+                69
+            };
             ok = false;
             if ctx.json() {
                 let mut obj = json_status(code, None);
@@ -317,11 +323,13 @@ async fn describe(ctx: &Ctx, client: &mut Client, groups: &[String]) -> Result<b
                 member.map_or("-".into(), |m| m.client_host.to_string()),
                 member.map_or("-".into(), |m| m.client_id.to_string()),
             ]);
-            rows.push(json!({"topic": tp.0, "partition": tp.1, "current_offset": current,
+            rows.push(
+                json!({"topic": tp.0, "partition": tp.1, "current_offset": current,
                              "log_end_offset": end, "lag": lag,
                              "consumer_id": member.map(|m| m.member_id.to_string()),
                              "host": member.map(|m| m.client_host.to_string()),
-                             "client_id": member.map(|m| m.client_id.to_string())}));
+                             "client_id": member.map(|m| m.client_id.to_string())}),
+            );
         }
         if ctx.json() {
             let members: Vec<Value> = described
@@ -333,11 +341,13 @@ async fn describe(ctx: &Ctx, client: &mut Client, groups: &[String]) -> Result<b
                            "group_instance_id": m.group_instance_id.as_ref().map(|s| s.to_string())})
                 })
                 .collect();
-            documents.push(json!({"group": group, "state": described.group_state.as_str(),
+            documents.push(
+                json!({"group": group, "state": described.group_state.as_str(),
                                   "protocol_type": described.protocol_type.as_str(),
                                   "protocol": described.protocol_data.as_str(),
                                   "members": members, "partitions": rows, "total_lag": total_lag,
-                                  "error_code": 0, "error": null}));
+                                  "error_code": 0, "error": null}),
+            );
             continue;
         }
         if i > 0 {
@@ -350,7 +360,14 @@ async fn describe(ctx: &Ctx, client: &mut Client, groups: &[String]) -> Result<b
             described.protocol_type.as_str(),
             described.protocol_data.as_str()
         );
-        outln!("PROTOCOL     {}", if protocol.trim().is_empty() { "-" } else { protocol.trim() });
+        outln!(
+            "PROTOCOL     {}",
+            if protocol.trim().is_empty() {
+                "-"
+            } else {
+                protocol.trim()
+            }
+        );
         outln!("MEMBERS      {}", described.members.len());
         outln!("TOTAL-LAG    {total_lag}");
         outln!();
@@ -384,7 +401,13 @@ async fn seek(
     } else {
         let mut parts = Vec::new();
         for t in topics {
-            parts.extend(client.partitions(t).await?.into_iter().map(|p| (t.clone(), p)));
+            parts.extend(
+                client
+                    .partitions(t)
+                    .await?
+                    .into_iter()
+                    .map(|p| (t.clone(), p)),
+            );
         }
         parts
     };
@@ -433,7 +456,13 @@ async fn seek(
         commit_offsets(client, group, &targets).await?
     };
     let mut ok = failed.is_empty();
-    let mut table = Table::new(&["TOPIC", "PARTITION", "CURRENT-OFFSET", "NEW-OFFSET", "STATUS"]);
+    let mut table = Table::new(&[
+        "TOPIC",
+        "PARTITION",
+        "CURRENT-OFFSET",
+        "NEW-OFFSET",
+        "STATUS",
+    ]);
     let mut rows = Vec::new();
     for tp in &parts {
         let code = failed
@@ -500,13 +529,20 @@ async fn delete(ctx: &Ctx, client: &mut Client, groups: &[String]) -> Result<boo
     Ok(ok)
 }
 
-async fn offset_delete(ctx: &Ctx, client: &mut Client, group: &str, specs: &[String]) -> Result<bool> {
+async fn offset_delete(
+    ctx: &Ctx,
+    client: &mut Client,
+    group: &str,
+    specs: &[String],
+) -> Result<bool> {
     let mut topics: BTreeMap<String, Vec<i32>> = BTreeMap::new();
     for spec in specs {
         let (topic, parts) = match spec.split_once(':') {
             Some((t, ps)) => {
                 let parsed: Result<Vec<i32>, _> = ps.split(',').map(|p| p.trim().parse()).collect();
-                let parsed = parsed.map_err(|_| anyhow::anyhow!("--topic {spec:?}: expected TOPIC or TOPIC:P1,P2"))?;
+                let parsed = parsed.map_err(|_| {
+                    anyhow::anyhow!("--topic {spec:?}: expected TOPIC or TOPIC:P1,P2")
+                })?;
                 (t.to_string(), parsed)
             }
             None => (spec.clone(), client.partitions(spec).await?),
@@ -525,7 +561,10 @@ async fn offset_delete(ctx: &Ctx, client: &mut Client, group: &str, specs: &[Str
                                 .with_name(topic_name(t))
                                 .with_partitions(
                                     ps.iter()
-                                        .map(|p| OffsetDeleteRequestPartition::default().with_partition_index(*p))
+                                        .map(|p| {
+                                            OffsetDeleteRequestPartition::default()
+                                                .with_partition_index(*p)
+                                        })
                                         .collect(),
                                 )
                         })
@@ -545,7 +584,11 @@ async fn offset_delete(ctx: &Ctx, client: &mut Client, group: &str, specs: &[Str
     for t in &response.topics {
         for p in &t.partitions {
             ok &= p.error_code == 0;
-            table.row(vec![t.name.to_string(), p.partition_index.to_string(), ctx.status(p.error_code)]);
+            table.row(vec![
+                t.name.to_string(),
+                p.partition_index.to_string(),
+                ctx.status(p.error_code),
+            ]);
             let mut row = json_status(p.error_code, None);
             row.insert("topic".into(), t.name.to_string().into());
             row.insert("partition".into(), p.partition_index.into());

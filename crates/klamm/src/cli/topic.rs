@@ -13,7 +13,9 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use kafka_protocol::messages::create_partitions_request::CreatePartitionsTopic;
 use kafka_protocol::messages::create_topics_request::{CreatableTopic, CreatableTopicConfig};
-use kafka_protocol::messages::delete_records_request::{DeleteRecordsPartition, DeleteRecordsTopic};
+use kafka_protocol::messages::delete_records_request::{
+    DeleteRecordsPartition, DeleteRecordsTopic,
+};
 use kafka_protocol::messages::delete_topics_request::DeleteTopicState;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::{
@@ -165,7 +167,11 @@ pub async fn run(ctx: Ctx, cmd: TopicCommand) -> Result<bool> {
 }
 
 /// Prints per-item status rows (`NAME`, `STATUS`) or their JSON; returns whether all are OK.
-fn print_status_rows(ctx: &Ctx, header: &'static str, rows: Vec<(String, i16, Option<String>, Value)>) -> bool {
+fn print_status_rows(
+    ctx: &Ctx,
+    header: &'static str,
+    rows: Vec<(String, i16, Option<String>, Value)>,
+) -> bool {
     let ok = rows.iter().all(|r| r.1 == 0);
     if ctx.json() {
         let items: Vec<Value> = rows
@@ -183,7 +189,10 @@ fn print_status_rows(ctx: &Ctx, header: &'static str, rows: Vec<(String, i16, Op
     } else {
         let mut table = Table::new(&[header, "STATUS"]);
         for (name, code, message, _) in rows {
-            table.row(vec![name, status_with_message(ctx, code, message.as_deref())]);
+            table.row(vec![
+                name,
+                status_with_message(ctx, code, message.as_deref()),
+            ]);
         }
         table.print();
     }
@@ -349,7 +358,11 @@ async fn describe(ctx: &Ctx, client: &mut Client, names: &[String]) -> Result<bo
             outln!();
             let mut table = Table::new(&["KEY", "VALUE", "SOURCE"]);
             for (k, v, source) in &configs {
-                table.row(vec![k.clone(), v.clone().unwrap_or("-".into()), source.to_string()]);
+                table.row(vec![
+                    k.clone(),
+                    v.clone().unwrap_or("-".into()),
+                    source.to_string(),
+                ]);
             }
             table.print();
         }
@@ -370,7 +383,10 @@ async fn describe(ctx: &Ctx, client: &mut Client, names: &[String]) -> Result<bo
                 None => ("-".into(), "-".into()),
             };
             let ids = |v: &[kafka_protocol::messages::BrokerId]| {
-                v.iter().map(|b| b.0.to_string()).collect::<Vec<_>>().join(",")
+                v.iter()
+                    .map(|b| b.0.to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
             };
             table.row(vec![
                 p.partition_index.to_string(),
@@ -397,10 +413,12 @@ async fn topic_overrides(
 ) -> Result<Vec<(String, Option<String>, &'static str)>> {
     let response = client
         .call(Target::Any, |_| {
-            DescribeConfigsRequest::default().with_resources(vec![DescribeConfigsResource::default()
-                .with_resource_type(RESOURCE_TOPIC)
-                .with_resource_name(str_bytes(name))
-                .with_configuration_keys(None)])
+            DescribeConfigsRequest::default().with_resources(vec![
+                DescribeConfigsResource::default()
+                    .with_resource_type(RESOURCE_TOPIC)
+                    .with_resource_name(str_bytes(name))
+                    .with_configuration_keys(None),
+            ])
         })
         .await?;
     Ok(response
@@ -428,7 +446,10 @@ async fn delete(ctx: &Ctx, client: &mut Client, names: &[String], dry_run: bool)
             .map(|t| {
                 let name = t.name.as_ref().map(|n| n.to_string()).unwrap_or_default();
                 let label = if t.error_code == 0 && !ctx.json() {
-                    format!("{name} (dry run: would delete {} partitions)", t.partitions.len())
+                    format!(
+                        "{name} (dry run: would delete {} partitions)",
+                        t.partitions.len()
+                    )
                 } else {
                     name
                 };
@@ -458,7 +479,12 @@ async fn delete(ctx: &Ctx, client: &mut Client, names: &[String], dry_run: bool)
         .into_iter()
         .map(|r| {
             let name = r.name.map(|n| n.to_string()).unwrap_or_default();
-            (name, r.error_code, r.error_message.map(|m| m.to_string()), Value::Null)
+            (
+                name,
+                r.error_code,
+                r.error_message.map(|m| m.to_string()),
+                Value::Null,
+            )
         })
         .collect();
     Ok(print_status_rows(ctx, "TOPIC", rows))
@@ -496,10 +522,18 @@ async fn add_partitions(
             let label = if ctx.json() {
                 r.name.to_string()
             } else {
-                format!("{} → {total} partitions{}", r.name.as_str(), if dry_run { " (dry run)" } else { "" })
+                format!(
+                    "{} → {total} partitions{}",
+                    r.name.as_str(),
+                    if dry_run { " (dry run)" } else { "" }
+                )
             };
-            (label, r.error_code, r.error_message.map(|m| m.to_string()),
-             json!({"partitions": total, "validate_only": dry_run}))
+            (
+                label,
+                r.error_code,
+                r.error_message.map(|m| m.to_string()),
+                json!({"partitions": total, "validate_only": dry_run}),
+            )
         })
         .collect();
     Ok(print_status_rows(ctx, "TOPIC", rows))
@@ -513,9 +547,9 @@ async fn offsets(ctx: &Ctx, client: &mut Client, name: &str, time: Option<String
         let ts = match time.as_str() {
             "earliest" | "start" => EARLIEST_TIMESTAMP,
             "latest" | "end" => LATEST_TIMESTAMP,
-            other => other
-                .parse::<i64>()
-                .map_err(|_| anyhow::anyhow!("--time {other:?}: expected earliest, latest or a timestamp in ms"))?,
+            other => other.parse::<i64>().map_err(|_| {
+                anyhow::anyhow!("--time {other:?}: expected earliest, latest or a timestamp in ms")
+            })?,
         };
         let queries: Vec<_> = parts.iter().map(|(t, p)| (t.clone(), *p, ts)).collect();
         let results = client.list_offsets(&queries, 0).await?;
@@ -528,7 +562,12 @@ async fn offsets(ctx: &Ctx, client: &mut Client, name: &str, time: Option<String
                 Err(c) => (-1, -1, c),
             };
             ok &= code == 0;
-            table.row(vec![p.to_string(), offset.to_string(), timestamp.to_string(), ctx.status(code)]);
+            table.row(vec![
+                p.to_string(),
+                offset.to_string(),
+                timestamp.to_string(),
+                ctx.status(code),
+            ]);
             let mut row = json_status(code, None);
             row.insert("partition".into(), (*p).into());
             row.insert("offset".into(), offset.into());
@@ -596,7 +635,12 @@ async fn trim(
     };
     let parts: Vec<(String, i32)> = partitions.iter().map(|p| (name.to_string(), *p)).collect();
     let marks = client.watermarks(&parts).await?;
-    let mut table = Table::new(&["PARTITION", "LOG-START-OFFSET", "NEW-LOG-START-OFFSET", "STATUS"]);
+    let mut table = Table::new(&[
+        "PARTITION",
+        "LOG-START-OFFSET",
+        "NEW-LOG-START-OFFSET",
+        "STATUS",
+    ]);
     let mut rows = Vec::new();
     let mut ok = true;
     for (t, p) in &parts {

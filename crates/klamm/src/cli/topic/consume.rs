@@ -72,13 +72,23 @@ pub async fn run(ctx: Ctx, args: ConsumeArgs) -> Result<bool> {
             parts.push((topic.clone(), *p));
         }
     }
-    let isolation = if args.read_committed { READ_COMMITTED } else { READ_UNCOMMITTED };
-    let mut positions = start_positions(&mut client, &parts, args.offset, args.group.as_deref()).await?;
+    let isolation = if args.read_committed {
+        READ_COMMITTED
+    } else {
+        READ_UNCOMMITTED
+    };
+    let mut positions =
+        start_positions(&mut client, &parts, args.offset, args.group.as_deref()).await?;
     let ends = if args.exit_at_end {
         let marks = client.watermarks(&parts).await?;
         parts
             .iter()
-            .map(|tp| (tp.clone(), marks.get(tp).and_then(|m| m.ok()).map_or(0, |m| m.1)))
+            .map(|tp| {
+                (
+                    tp.clone(),
+                    marks.get(tp).and_then(|m| m.ok()).map_or(0, |m| m.1),
+                )
+            })
             .collect()
     } else {
         BTreeMap::new()
@@ -107,22 +117,38 @@ pub async fn run(ctx: Ctx, args: ConsumeArgs) -> Result<bool> {
         let mut moved = BTreeMap::new();
         for (topic, pd) in data {
             let tp = (topic.clone(), pd.partition_index);
-            let Some(&position) = positions.get(&tp) else { continue };
+            let Some(&position) = positions.get(&tp) else {
+                continue;
+            };
             if pd.error_code == OFFSET_OUT_OF_RANGE {
                 let start = client.watermarks(std::slice::from_ref(&tp)).await?;
                 let reset = start.get(&tp).and_then(|m| m.ok()).map_or(0, |m| m.0);
-                ctx.hint(&format!("{topic}-{}: offset {position} out of range, resuming at the log start {reset}", tp.1));
+                ctx.hint(&format!(
+                    "{topic}-{}: offset {position} out of range, resuming at the log start {reset}",
+                    tp.1
+                ));
                 positions.insert(tp, reset);
                 continue;
             }
             if pd.error_code != 0 {
-                eprintln!("{topic}-{}: {}", tp.1, ctx.paint_error(&klamm_protocol::errors::error_name(pd.error_code)));
+                eprintln!(
+                    "{topic}-{}: {}",
+                    tp.1,
+                    ctx.paint_error(&klamm_protocol::errors::error_name(pd.error_code))
+                );
                 positions.remove(&tp);
                 ok = false;
                 continue;
             }
-            let aborted = args.read_committed.then(|| pd.aborted_transactions.as_deref().unwrap_or_default());
-            let fetched = decode_fetched(tp.1, pd.records.as_deref().unwrap_or_default(), position, aborted)?;
+            let aborted = args
+                .read_committed
+                .then(|| pd.aborted_transactions.as_deref().unwrap_or_default());
+            let fetched = decode_fetched(
+                tp.1,
+                pd.records.as_deref().unwrap_or_default(),
+                position,
+                aborted,
+            )?;
             let mut next = fetched.next_offset.unwrap_or(position).max(position);
             for r in &fetched.records {
                 line.clear();
@@ -176,7 +202,12 @@ fn broken_pipe_is_fine(e: std::io::Error) -> Result<bool> {
     }
 }
 
-async fn commit_quietly(ctx: &Ctx, client: &mut Client, group: &str, offsets: &BTreeMap<Tp, i64>) -> Result<bool> {
+async fn commit_quietly(
+    ctx: &Ctx,
+    client: &mut Client,
+    group: &str,
+    offsets: &BTreeMap<Tp, i64>,
+) -> Result<bool> {
     if offsets.is_empty() {
         return Ok(true);
     }
@@ -184,7 +215,10 @@ async fn commit_quietly(ctx: &Ctx, client: &mut Client, group: &str, offsets: &B
     for ((t, p), code) in commit_offsets(client, group, offsets).await? {
         if code != 0 {
             ok = false;
-            eprintln!("commit {group} {t}-{p}: {}", ctx.paint_error(&klamm_protocol::errors::error_name(code)));
+            eprintln!(
+                "commit {group} {t}-{p}: {}",
+                ctx.paint_error(&klamm_protocol::errors::error_name(code))
+            );
         }
     }
     Ok(ok)
@@ -211,11 +245,20 @@ async fn start_positions(
     for tp in parts {
         let (start, end) = match marks.get(tp) {
             Some(Ok(m)) => *m,
-            Some(Err(code)) => bail!("{}-{}: {}", tp.0, tp.1, klamm_protocol::errors::error_name(*code)),
+            Some(Err(code)) => bail!(
+                "{}-{}: {}",
+                tp.0,
+                tp.1,
+                klamm_protocol::errors::error_name(*code)
+            ),
             None => bail!("{}-{}: no offsets", tp.0, tp.1),
         };
         let position = match spec {
-            None => committed.get(tp).copied().filter(|o| *o >= 0).unwrap_or(start),
+            None => committed
+                .get(tp)
+                .copied()
+                .filter(|o| *o >= 0)
+                .unwrap_or(start),
             Some(OffsetSpec::Start) => start,
             Some(OffsetSpec::End) => end,
             Some(OffsetSpec::At(n)) => n,

@@ -107,7 +107,10 @@ pub async fn run(ctx: Ctx, args: ProduceArgs) -> Result<bool> {
             format.parse_line(&line)?
         };
         if record.key.is_none() {
-            record.key = args.key.as_ref().map(|k| Bytes::copy_from_slice(k.as_bytes()));
+            record.key = args
+                .key
+                .as_ref()
+                .map(|k| Bytes::copy_from_slice(k.as_bytes()));
         }
         record.headers.extend(fixed_headers.iter().cloned());
         if record.timestamp_ms == 0 {
@@ -127,8 +130,10 @@ pub async fn run(ctx: Ctx, args: ProduceArgs) -> Result<bool> {
             .iter()
             .map(|(p, (a, b))| (p.to_string(), json!({"first_offset": a, "last_offset": b})))
             .collect();
-        print_json(&json!({"topic": producer.topic, "records": producer.produced,
-                           "failed": producer.failed, "partitions": parts}));
+        print_json(
+            &json!({"topic": producer.topic, "records": producer.produced,
+                           "failed": producer.failed, "partitions": parts}),
+        );
     } else {
         ctx.hint(&format!(
             "produced {} records to {}{}",
@@ -173,7 +178,10 @@ fn json_record(line: &str) -> Result<(ProducerRecord, Option<i32>)> {
             record.headers.push((k.clone(), value));
         }
     }
-    let partition = v.get("partition").and_then(|p| p.as_i64()).map(|p| p as i32);
+    let partition = v
+        .get("partition")
+        .and_then(|p| p.as_i64())
+        .map(|p| p as i32);
     Ok((record, partition))
 }
 
@@ -207,7 +215,10 @@ impl Producer {
                 .await?;
             if response.error_code != 0 {
                 self.failed += count;
-                let message = response.error_message.map(|m| m.to_string()).unwrap_or_default();
+                let message = response
+                    .error_message
+                    .map(|m| m.to_string())
+                    .unwrap_or_default();
                 eprintln!(
                     "{}-{partition}: {} record(s) not written: {} {message}",
                     self.topic,
@@ -225,7 +236,10 @@ impl Producer {
                     .or_insert((response.base_offset, last));
                 entry.1 = last;
                 if ctx.args.verbose > 0 {
-                    eprintln!("{}-{partition}: offsets {}..={last}", self.topic, response.base_offset);
+                    eprintln!(
+                        "{}-{partition}: offsets {}..={last}",
+                        self.topic, response.base_offset
+                    );
                 }
             }
         }
