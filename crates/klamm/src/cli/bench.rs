@@ -42,6 +42,7 @@ pub enum BenchCommand {
 
 #[derive(Args, Debug, Clone)]
 pub struct ProduceBench {
+    /// Topic to load (created when missing).
     topic: String,
     /// Value bytes per record.
     #[arg(short = 's', long, default_value_t = 100)]
@@ -80,6 +81,7 @@ pub struct ProduceBench {
 
 #[derive(Args, Debug, Clone)]
 pub struct ConsumeBench {
+    /// Topic to read.
     topic: String,
     /// Stop after this many records [default: everything up to the end offsets at start].
     #[arg(short = 'n', long)]

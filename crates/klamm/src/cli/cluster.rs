@@ -32,13 +32,16 @@ pub enum ClusterCommand {
 pub enum ClusterConfigCommand {
     /// Print broker configs (all, or the keys given).
     Get {
+        /// Config keys [default: all].
         keys: Vec<String>,
         /// Broker id to ask [default: the bootstrap broker's id].
+        /// Broker id [default: the bootstrap broker's].
         #[arg(long)]
         broker: Option<i32>,
     },
     /// Set dynamic broker configs.
     Set {
+        /// Configs to set.
         #[arg(value_name = "KEY=VALUE", required = true)]
         pairs: Vec<String>,
         #[arg(long)]
@@ -46,6 +49,7 @@ pub enum ClusterConfigCommand {
     },
     /// Remove dynamic broker config overrides.
     Delete {
+        /// Config keys whose overrides to remove.
         #[arg(required = true)]
         keys: Vec<String>,
         #[arg(long)]

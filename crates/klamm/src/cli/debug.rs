@@ -13,6 +13,7 @@ pub enum DebugCommand {
     /// Print the batches of a .log file (offsets, timestamps, producer ids, CRC check), or
     /// the entries of an .index / .timeindex file. Exit 1 when something is corrupt.
     DumpSegment {
+        /// A segment's .log, .index or .timeindex file.
         file: PathBuf,
         /// Also decode and print each record (offset, timestamp, key, value).
         #[arg(long)]
@@ -20,7 +21,10 @@ pub enum DebugCommand {
     },
     /// Verify every segment and index of a data directory (log.dirs) or of one partition
     /// directory. Exit 1 when anything is corrupt.
-    CheckDir { dir: PathBuf },
+    CheckDir {
+        /// A log.dirs directory, or one <topic>-<partition> directory in it.
+        dir: PathBuf,
+    },
 }
 
 pub fn run(ctx: &Ctx, cmd: DebugCommand) -> Result<bool> {

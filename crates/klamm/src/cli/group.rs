@@ -33,11 +33,13 @@ pub enum GroupCommand {
     List,
     /// Members, committed offsets and lag (CURRENT-OFFSET, LOG-END-OFFSET, LAG, TOTAL-LAG).
     Describe {
+        /// Groups to describe.
         #[arg(required = true)]
         groups: Vec<String>,
     },
     /// Move a group's committed offsets; refused while the group has active members.
     Seek {
+        /// Group whose offsets to move.
         group: String,
         /// start, end, OFFSET, @TIMESTAMP_MS, or +N / -N to shift the committed offsets.
         #[arg(long, allow_hyphen_values = true)]
@@ -51,11 +53,13 @@ pub enum GroupCommand {
     },
     /// Delete groups (they must have no active members).
     Delete {
+        /// Groups to delete.
         #[arg(required = true)]
         groups: Vec<String>,
     },
     /// Delete a group's committed offsets for topics or partitions.
     OffsetDelete {
+        /// Group whose offsets to delete.
         group: String,
         /// TOPIC or TOPIC:P1,P2; repeatable.
         #[arg(long = "topic", required = true, value_name = "TOPIC[:P,...]")]

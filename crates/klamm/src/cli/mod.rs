@@ -31,6 +31,7 @@ use std::time::Duration;
 
 /// Flags every subcommand accepts.
 #[derive(Args, Clone, Debug)]
+#[command(next_help_heading = "Global options")]
 pub struct GlobalArgs {
     /// Comma-separated host:port list of brokers to bootstrap from.
     #[arg(

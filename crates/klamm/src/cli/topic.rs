@@ -40,11 +40,13 @@ pub enum TopicCommand {
     },
     /// Partitions (leader, replicas, offsets) and config overrides of topics.
     Describe {
+        /// Topics to describe.
         #[arg(required = true)]
         names: Vec<String>,
     },
     /// Delete topics.
     Delete {
+        /// Topics to delete.
         #[arg(required = true)]
         names: Vec<String>,
         /// Check that the topics exist, delete nothing.
@@ -53,6 +55,7 @@ pub enum TopicCommand {
     },
     /// Add partitions to a topic.
     AddPartitions {
+        /// Topic to grow.
         name: String,
         /// Partitions to add.
         #[arg(long, conflicts_with = "to", required_unless_present = "to")]
@@ -66,6 +69,7 @@ pub enum TopicCommand {
     },
     /// Set or remove topic config overrides.
     AlterConfig {
+        /// Topic to change.
         name: String,
         /// key=value to set; repeatable.
         #[arg(long = "set", value_name = "KEY=VALUE")]
@@ -83,6 +87,7 @@ pub enum TopicCommand {
     Consume(ConsumeArgs),
     /// Start and end offsets of every partition, or the offsets at a time.
     Offsets {
+        /// Topic to inspect.
         name: String,
         /// earliest, latest, or a timestamp in ms: the first offset at or after it.
         #[arg(long)]
@@ -90,6 +95,7 @@ pub enum TopicCommand {
     },
     /// Delete records below an offset (DeleteRecords): moves the log start offset.
     Trim {
+        /// Topic to trim.
         name: String,
         /// Partitions, comma-separated [default: all].
         #[arg(short = 'p', long, value_delimiter = ',')]
@@ -105,6 +111,7 @@ pub enum TopicCommand {
 
 #[derive(Args, Debug)]
 pub struct CreateArgs {
+    /// Topics to create.
     #[arg(required = true)]
     names: Vec<String>,
     /// Partitions [default: the broker's num.partitions].

@@ -18,6 +18,7 @@ const OFFSET_OUT_OF_RANGE: i16 = 1;
 
 #[derive(Args, Debug)]
 pub struct ConsumeArgs {
+    /// Topics to read.
     #[arg(required = true)]
     topics: Vec<String>,
     /// Where to start: start, end, N, +N (N after the start), -N (N before the end),

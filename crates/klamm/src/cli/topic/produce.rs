@@ -17,6 +17,8 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 
 #[derive(Args, Debug)]
 pub struct ProduceArgs {
+    /// Topic to write to. Input: one record per stdin line, parsed with -f (default: the
+    /// whole line is the value; `json`: {"key","value","headers","partition","timestamp"}).
     topic: String,
     /// Key for every record (a `%k` in the format takes precedence).
     #[arg(short = 'k', long)]
