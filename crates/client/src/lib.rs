@@ -310,15 +310,19 @@ impl Client {
         queries: &[(String, i32, i64)],
         isolation_level: i8,
     ) -> Result<PartitionOffsets> {
-        let by_leader = self
-            .group_by_leader(
-                queries
-                    .iter()
-                    .map(|(t, p, ts)| ((t.clone(), *p), *ts))
-                    .collect(),
-            )
-            .await?;
         let mut out = BTreeMap::new();
+        // A partition whose topic is gone gets its own error instead of failing the rest.
+        let mut known = Vec::new();
+        for (t, p, ts) in queries {
+            match self.leader(t, *p).await {
+                Ok(_) => known.push(((t.clone(), *p), *ts)),
+                Err(ClientError::Kafka { code, .. }) => {
+                    out.insert((t.clone(), *p), Err(code));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let by_leader = self.group_by_leader(known).await?;
         for (leader, items) in by_leader {
             let mut topics: BTreeMap<String, Vec<ListOffsetsPartition>> = BTreeMap::new();
             for ((t, p), ts) in items {

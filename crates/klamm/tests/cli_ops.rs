@@ -357,6 +357,11 @@ fn topic_admin_produce_and_consume() {
     assert_eq!(got, "a:x:h=1\n:y:\n");
     ok(klamm(b, &["topic", "delete", "j"]));
 
+    ok(klamm(
+        b,
+        &["topic", "consume", "orders", "-g", "gx", "-n", "1"],
+    ));
+
     // delete: dry run keeps the topic, then it is gone
     ok(klamm(b, &["topic", "delete", "orders", "--dry-run"]));
     assert_eq!(
@@ -370,6 +375,13 @@ fn topic_admin_produce_and_consume() {
     assert_eq!(deleted[0]["error"], Value::Null);
     let gone = fails(klamm(b, &["topic", "describe", "orders"]));
     assert!(gone.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{gone}");
+    // a group with offsets for a deleted topic still describes, without log end offsets
+    let described = ok_json(klamm(b, &["group", "describe", "gx", "-f", "json"]));
+    assert_eq!(
+        described[0]["partitions"][0]["log_end_offset"],
+        Value::Null,
+        "{described}"
+    );
     let gone = fails(klamm(b, &["topic", "delete", "orders", "missing"]));
     assert!(gone.contains("UNKNOWN_TOPIC_OR_PARTITION"), "{gone}");
 }

@@ -10,7 +10,7 @@ use super::super::Ctx;
 use anyhow::{bail, Result};
 use clap::Args;
 use klamm_client::records::decode_fetched;
-use klamm_client::{Client, FetchOptions, READ_COMMITTED, READ_UNCOMMITTED};
+use klamm_client::{Client, FetchOptions, LATEST_TIMESTAMP, READ_COMMITTED, READ_UNCOMMITTED};
 use std::collections::BTreeMap;
 use std::io::Write;
 
@@ -81,13 +81,18 @@ pub async fn run(ctx: Ctx, args: ConsumeArgs) -> Result<bool> {
     let mut positions =
         start_positions(&mut client, &parts, args.offset, args.group.as_deref()).await?;
     let ends = if args.exit_at_end {
-        let marks = client.watermarks(&parts).await?;
+        // read_committed stops at the last stable offset, as its fetches do.
+        let queries: Vec<_> = parts
+            .iter()
+            .map(|(t, p)| (t.clone(), *p, LATEST_TIMESTAMP))
+            .collect();
+        let marks = client.list_offsets(&queries, isolation).await?;
         parts
             .iter()
             .map(|tp| {
                 (
                     tp.clone(),
-                    marks.get(tp).and_then(|m| m.ok()).map_or(0, |m| m.1),
+                    marks.get(tp).and_then(|m| m.ok()).map_or(0, |m| m.0),
                 )
             })
             .collect()
