@@ -249,3 +249,51 @@ pub fn verify_partition_dir(dir: &Path) -> io::Result<Vec<SegmentReport>> {
     }
     Ok(reports)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use klamm_protocol::batch::{build_test_batch, stamp_offset_and_epoch};
+
+    fn segment(dir: &Path, batches: &[(i64, i32)]) -> PathBuf {
+        let mut bytes = Vec::new();
+        for (base, count) in batches {
+            let mut b = build_test_batch(*count, 10, 1_000);
+            stamp_offset_and_epoch(&mut b, *base, 0);
+            bytes.extend(b);
+        }
+        let path = dir.join("00000000000000000000.log");
+        fs::write(&path, bytes).unwrap();
+        fs::write(path.with_extension("index"), [0u8, 0, 0, 0, 0, 0, 0, 0]).unwrap();
+        fs::write(path.with_extension("timeindex"), []).unwrap();
+        path
+    }
+
+    #[test]
+    fn clean_segment() {
+        let dir = tempfile::tempdir().unwrap();
+        segment(dir.path(), &[(0, 2), (2, 3)]);
+        let reports = verify_partition_dir(dir.path()).unwrap();
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].problems, Vec::<String>::new());
+        assert_eq!((reports[0].records(), reports[0].next_offset), (5, Some(5)));
+    }
+
+    #[test]
+    fn finds_crc_order_torn_tail_and_bad_index() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = segment(dir.path(), &[(0, 2), (1, 3)]);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        bytes.extend([0u8; 7]);
+        fs::write(&path, &bytes).unwrap();
+        fs::write(path.with_extension("index"), [0u8, 0, 0, 1, 0, 0, 0, 9]).unwrap();
+        let report = &verify_partition_dir(dir.path()).unwrap()[0];
+        let all = report.problems.join("\n");
+        assert!(all.contains("CRC32C mismatch"), "{all}");
+        assert!(all.contains("below 2"), "{all}");
+        assert!(all.contains("7 trailing bytes"), "{all}");
+        assert!(all.contains("not the start of a batch"), "{all}");
+    }
+}
