@@ -574,6 +574,43 @@ fn cluster_commands_and_error_exits() {
     assert_eq!(configs["configs"][0]["name"], "num.partitions");
     assert_eq!(configs["configs"][0]["value"], "1");
 
+    // broker config changes get a status row per key; the exit status follows it
+    let out = klamm(
+        b,
+        &[
+            "cluster",
+            "config",
+            "set",
+            "log.retention.ms=1000",
+            "-f",
+            "json",
+        ],
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["key"], "log.retention.ms");
+    assert_eq!(
+        out.status.success(),
+        rows[0]["error"].is_null(),
+        "{}",
+        text(&out)
+    );
+
+    // acks=0: nothing to wait for, the records still arrive
+    ok(klamm(b, &["topic", "create", "fire-and-forget"]));
+    ok(klamm_stdin(
+        b,
+        &["topic", "produce", "fire-and-forget", "--acks", "0"],
+        "1\n2\n3\n",
+    ));
+    let t = Instant::now();
+    while ok(klamm(b, &["topic", "consume", "fire-and-forget", "-e"])) != "1\n2\n3\n" {
+        assert!(
+            t.elapsed() < Duration::from_secs(10),
+            "acks=0 records never arrived"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
     // the bootstrap list falls through to a live broker
     let dead = format!("127.0.0.1:{}", common::free_port());
     ok(klamm(&format!("{dead},{b}"), &["topic", "list"]));
