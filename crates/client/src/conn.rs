@@ -50,12 +50,14 @@ impl Connection {
                 return Err(ClientError::Unreachable {
                     tried: addr.to_string(),
                     reason: e.to_string(),
+                    hint: crate::error::BOOTSTRAP_HINT,
                 })
             }
             Err(_) => {
                 return Err(ClientError::Unreachable {
                     tried: addr.to_string(),
                     reason: format!("no TCP connection within {timeout:?}"),
+                    hint: crate::error::BOOTSTRAP_HINT,
                 })
             }
         };

@@ -4,13 +4,14 @@ use std::time::Duration;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// No bootstrap address accepted a connection.
-    #[error(
-        "cannot reach a broker at {tried}: {reason}\n  check that a broker is running and listening there, \
-         that -b/--bootstrap-server (or KLAMM_BROKERS) names its host:port, \
-         and that its advertised.listeners are reachable from this machine"
-    )]
-    Unreachable { tried: String, reason: String },
+    /// No connection to a broker address.
+    #[error("cannot reach a broker at {tried}: {reason}\n  {hint}")]
+    Unreachable {
+        tried: String,
+        reason: String,
+        /// What to check, depending on where the address came from.
+        hint: &'static str,
+    },
     /// A broker did not answer in time.
     #[error("{addr} did not answer {api} within {timeout:?} (raise --timeout, or check the broker's load and logs)")]
     Timeout {
@@ -62,5 +63,12 @@ impl ClientError {
         }
     }
 }
+
+/// For addresses given on the command line.
+pub const BOOTSTRAP_HINT: &str = "check that a broker is running and listening there, and that \
+     -b/--bootstrap-server (or KLAMM_BROKERS) names its host:port";
+/// For addresses a broker advertised in Metadata or FindCoordinator.
+pub const ADVERTISED_HINT: &str = "the broker advertises this address (advertised.listeners): \
+     it must resolve and be reachable from this machine";
 
 pub type Result<T> = std::result::Result<T, ClientError>;

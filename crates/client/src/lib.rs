@@ -126,15 +126,24 @@ impl Client {
                         leaders: BTreeMap::new(),
                     });
                 }
-                Err(ClientError::Unreachable { reason, .. }) => {
-                    failures.push(format!("{addr} ({reason})"))
-                }
-                Err(e) => return Err(e),
+                // Any failure (refused, timeout, not a Kafka broker): try the next address.
+                Err(e) => failures.push((addr.clone(), e)),
             }
         }
+        if failures.len() == 1 {
+            return Err(failures.pop().expect("one failure").1);
+        }
+        let reasons: Vec<String> = failures
+            .iter()
+            .map(|(addr, e)| match e {
+                ClientError::Unreachable { reason, .. } => format!("{addr}: {reason}"),
+                other => format!("{addr}: {other}"),
+            })
+            .collect();
         Err(ClientError::Unreachable {
-            tried: addrs.join(", "),
-            reason: failures.join("; "),
+            tried: format!("any of {}", addrs.join(", ")),
+            reason: reasons.join("; "),
+            hint: error::BOOTSTRAP_HINT,
         })
     }
 
@@ -182,12 +191,13 @@ impl Client {
             let conn = Connection::connect(addr, &self.client_id, self.timeout)
                 .await
                 .map_err(|e| match e {
-                    ClientError::Unreachable { tried, reason } => ClientError::Unreachable {
+                    ClientError::Unreachable { tried, reason, .. } => ClientError::Unreachable {
                         tried: format!(
                             "{tried} (advertised by the broker at {})",
                             self.bootstrap_addr
                         ),
                         reason,
+                        hint: error::ADVERTISED_HINT,
                     },
                     other => other,
                 })?;

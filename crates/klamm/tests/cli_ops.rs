@@ -623,6 +623,18 @@ fn cluster_commands_and_error_exits() {
         "{out}"
     );
     assert!(t.elapsed() < Duration::from_secs(5));
+    // a broker advertising an address nobody listens on: the error says so
+    let dead_port = common::free_port().to_string();
+    let advertised = format!("PLAINTEXT://127.0.0.1:{dead_port}");
+    let misconfigured = Broker::start_with(&[("advertised.listeners", &advertised)]);
+    let m = &misconfigured.bootstrap();
+    ok(klamm(m, &["topic", "create", "t"]));
+    let out = fails(klamm_stdin(m, &["topic", "produce", "t"], "x\n"));
+    assert!(
+        out.contains(&dead_port) && out.contains("advertised.listeners"),
+        "{out}"
+    );
+
     // KLAMM_BROKERS is the default bootstrap
     let out = Command::new(env!("CARGO_BIN_EXE_klamm"))
         .args(["cluster", "info", "-f", "json"])
