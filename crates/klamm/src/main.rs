@@ -1,6 +1,8 @@
 //! `klamm`: the broker (`klamm serve`) and its operator subcommands, in one binary.
 
-use clap::{Args, Parser, Subcommand};
+mod cli;
+
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use klamm_config::{Config, LoadOptions, LogFormat};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,10 +19,16 @@ const EXIT_CONFIG: u8 = 2;
 #[command(
     name = "klamm",
     version,
-    about = "Kafka-wire-compatible message broker",
+    about = "Kafka-wire-compatible message broker, and the tools to operate it",
+    long_about = "Kafka-wire-compatible message broker, and the tools to operate it.\n\n\
+        `klamm serve` runs the broker. The other subcommands speak the Kafka protocol to any \
+        Kafka-compatible broker (-b/--bootstrap-server or KLAMM_BROKERS), except `debug`, \
+        which reads a data directory offline. Exit status: 0 only when every item succeeded.",
     propagate_version = true
 )]
 struct Cli {
+    #[command(flatten)]
+    global: cli::GlobalArgs,
     #[command(subcommand)]
     command: Command,
 }
@@ -41,6 +49,26 @@ enum Command {
         /// Give up after this many milliseconds.
         #[arg(long, default_value_t = 3000)]
         timeout_ms: u64,
+    },
+    /// Cluster id, brokers, API versions and broker configs.
+    #[command(subcommand)]
+    Cluster(cli::cluster::ClusterCommand),
+    /// Create, inspect, change, produce to and consume from topics.
+    #[command(subcommand)]
+    Topic(cli::topic::TopicCommand),
+    /// Consumer groups: list, lag, seek, delete.
+    #[command(subcommand)]
+    Group(cli::group::GroupCommand),
+    /// Load generator: produce, consume and end-to-end throughput and latency.
+    #[command(subcommand)]
+    Bench(cli::bench::BenchCommand),
+    /// Offline checks of a data directory (no broker needed).
+    #[command(subcommand)]
+    Debug(cli::debug::DebugCommand),
+    /// Print a shell completion script.
+    Completion {
+        #[arg(value_enum)]
+        shell: cli::completion::CompletionShell,
     },
 }
 
@@ -117,7 +145,17 @@ impl ConfigArgs {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let ctx = cli::Ctx::new(cli.global);
     match cli.command {
+        Command::Cluster(cmd) => cli::run(cli::cluster::run(ctx, cmd)),
+        Command::Topic(cmd) => cli::run(cli::topic::run(ctx, cmd)),
+        Command::Group(cmd) => cli::run(cli::group::run(ctx, cmd)),
+        Command::Bench(cmd) => cli::run(cli::bench::run(ctx, cmd)),
+        Command::Debug(cmd) => cli::exit(cli::debug::run(&ctx, cmd)),
+        Command::Completion { shell } => {
+            cli::completion::run(shell, Cli::command());
+            ExitCode::SUCCESS
+        }
         Command::Serve(args) => serve(args),
         Command::Config(cmd) => config_command(cmd),
         Command::Health { url, timeout_ms } => {

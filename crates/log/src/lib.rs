@@ -15,6 +15,7 @@ pub mod index;
 mod mmap;
 pub mod producer_state;
 pub mod segment;
+pub mod verify;
 
 use bytes::Bytes;
 use klamm_protocol::batch::{self, BatchHeader};
