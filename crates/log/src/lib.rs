@@ -11,6 +11,7 @@
 //! broker serialises access (one writer per partition) and decides when to fsync, using
 //! [`PartitionLog::flush_target`] so that no lock is held during the fsync.
 
+pub mod durability;
 pub mod index;
 mod mmap;
 pub mod producer_state;
@@ -119,6 +120,8 @@ pub struct PartitionLog {
     rolls: u64,
     /// Appended to, rolled or recovered since opened or last closed: closing has work to do.
     modified: bool,
+    /// Crash tests only (see [`durability`]): told of every segment write and fsync.
+    observer: Option<Arc<dyn durability::WriteObserver>>,
 }
 
 impl PartitionLog {
@@ -138,6 +141,7 @@ impl PartitionLog {
             producers: ProducerState::default(),
             rolls: 0,
             modified: true,
+            observer: None,
         })
     }
 
@@ -198,6 +202,7 @@ impl PartitionLog {
             producers: ProducerState::default(),
             rolls: 0,
             modified: !clean,
+            observer: None,
         };
         log.load_producer_state()?;
         Ok((log, report))
@@ -319,7 +324,8 @@ impl PartitionLog {
         self.active_mut().seal()?;
         producer_state::write_snapshot(&self.dir, next, &self.producers)?;
         self.producers.mark_clean();
-        let seg = Segment::create(&self.dir, next, self.config.limits())?;
+        let mut seg = Segment::create(&self.dir, next, self.config.limits())?;
+        seg.set_write_observer(self.observer.clone());
         sync_dir(&self.dir)?;
         self.segments.insert(next, seg);
         self.rolls += 1;
@@ -428,6 +434,26 @@ impl PartitionLog {
     /// The active segment's file and the log end offset it covers right now. The broker
     /// fsyncs the file outside any lock; everything below the returned offset is then
     /// durable (rolled segments were fsync'd when sealed).
+    /// Crash tests only: reports every later segment write and fsync to `observer`.
+    pub fn set_write_observer(&mut self, observer: Arc<dyn durability::WriteObserver>) {
+        for seg in self.segments.values_mut() {
+            seg.set_write_observer(Some(observer.clone()));
+        }
+        self.observer = Some(observer);
+    }
+
+    /// Fsyncs the active segment here, under the caller's lock (the broker uses
+    /// [`Self::flush_target`] instead, to fsync without holding it). Returns the offset
+    /// below which everything is durable.
+    pub fn sync(&self) -> io::Result<i64> {
+        let seg = self.active();
+        seg.file().sync_data()?;
+        if let Some(o) = &self.observer {
+            o.synced(seg.path());
+        }
+        Ok(self.log_end_offset())
+    }
+
     pub fn flush_target(&self) -> (Arc<File>, i64) {
         debug_assert!(!self.segments.is_empty());
         (self.active().file(), self.log_end_offset())

@@ -4,6 +4,7 @@
 //! file are whole, CRC-checked batches (checked on append, and again by recovery after an
 //! unclean shutdown); nothing past `size_bytes` is ever read.
 
+use crate::durability::WriteObserver;
 use crate::index::{OffsetIndex, TimeIndex};
 use crate::mmap;
 use bytes::Bytes;
@@ -74,6 +75,8 @@ pub struct Segment {
     verified_bytes: AtomicU64,
     /// Corruption found by a read has been logged (once per segment and run).
     corruption_reported: AtomicBool,
+    /// Crash tests only (see [`crate::durability`]).
+    observer: Option<Arc<dyn WriteObserver>>,
 }
 
 impl Segment {
@@ -115,6 +118,7 @@ impl Segment {
             first_batch_timestamp_ms: None,
             verified_bytes: AtomicU64::new(0),
             corruption_reported: AtomicBool::new(false),
+            observer: None,
         };
         let map_len = if active {
             limits.segment_bytes_max.max(size_bytes)
@@ -256,6 +260,10 @@ impl Segment {
             }
             self.log.set_len(pos as u64)?;
             self.log.sync_all()?;
+            if let Some(o) = &self.observer {
+                o.truncated(&self.path, pos as u64);
+                o.synced(&self.path);
+            }
             self.size_bytes = pos as u64;
         }
         if !active {
@@ -305,8 +313,15 @@ impl Segment {
         header: &BatchHeader,
     ) -> io::Result<()> {
         let position = self.size_bytes;
-        self.log.write_all_at(prefix, position)?;
-        self.log.write_all_at(rest, position + 16)?;
+        let written = self
+            .log
+            .write_all_at(prefix, position)
+            .and_then(|()| self.log.write_all_at(rest, position + 16));
+        if let Some(o) = &self.observer {
+            // Reported even when the write failed part-way: some of it may be on disk.
+            o.written(&self.path, position, (16 + rest.len()) as u64);
+        }
+        written?;
         self.size_bytes += (16 + rest.len()) as u64;
         // The batch was validated (CRC included) before it was written: if everything before
         // it was verified, so is the segment up to its new end.
@@ -346,6 +361,9 @@ impl Segment {
     /// Flushes and trims everything: this segment becomes read-only.
     pub fn seal(&mut self) -> io::Result<()> {
         self.log.sync_all()?;
+        if let Some(o) = &self.observer {
+            o.synced(&self.path);
+        }
         self.offset_index.seal()?;
         self.time_index.seal()?;
         self.remap(self.size_bytes)
@@ -523,5 +541,9 @@ impl Segment {
     /// The log file handle, for an fsync outside the partition lock.
     pub fn file(&self) -> Arc<File> {
         self.log.clone()
+    }
+
+    pub fn set_write_observer(&mut self, observer: Option<Arc<dyn WriteObserver>>) {
+        self.observer = observer;
     }
 }
