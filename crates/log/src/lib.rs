@@ -11,6 +11,7 @@
 //! broker serialises access (one writer per partition) and decides when to fsync, using
 //! [`PartitionLog::flush_target`] so that no lock is held during the fsync.
 
+pub mod cleaner;
 pub mod index;
 mod mmap;
 pub mod producer_state;
@@ -115,6 +116,8 @@ pub struct PartitionLog {
     rolls: u64,
     /// Appended to, rolled or recovered since opened or last closed: closing has work to do.
     modified: bool,
+    /// What compaction has done so far (persisted).
+    cleaner: cleaner::CleanerState,
 }
 
 impl PartitionLog {
@@ -134,6 +137,7 @@ impl PartitionLog {
             producers: ProducerState::default(),
             rolls: 0,
             modified: true,
+            cleaner: cleaner::CleanerState::default(),
         })
     }
 
@@ -146,6 +150,7 @@ impl PartitionLog {
         config: LogConfig,
         clean: bool,
     ) -> io::Result<(PartitionLog, RecoveryReport)> {
+        cleaner::recover_leftovers(dir)?;
         let mut bases: Vec<i64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -187,6 +192,7 @@ impl PartitionLog {
             producers: ProducerState::default(),
             rolls: 0,
             modified: !clean,
+            cleaner: cleaner::CleanerState::load(dir),
         };
         log.load_producer_state()?;
         Ok((log, report))
@@ -327,25 +333,17 @@ impl PartitionLog {
         at_least_one: bool,
     ) -> Result<Bytes, LogError> {
         self.check_offset(from_offset)?;
-        let mut segs = self
-            .segments
-            .range(..=from_offset)
-            .next_back()
-            .into_iter()
-            .map(|(_, s)| s);
-        let seg = match segs.next() {
-            Some(s) => s,
-            None => return Ok(Bytes::new()),
-        };
-        let bytes = seg.read(from_offset, upper_offset, max_bytes, at_least_one)?;
-        if !bytes.is_empty() || from_offset < seg.next_offset() {
-            return Ok(bytes);
+        // Compaction can leave segments with no batch at all: skip over them.
+        let holding = self.segments.range(..=from_offset).next_back();
+        let later = self.segments.range(from_offset + 1..);
+        for (_, seg) in holding.into_iter().chain(later) {
+            let bytes = seg.read(from_offset, upper_offset, max_bytes, at_least_one)?;
+            // Empty but with batches at or after `from_offset`: a limit stopped the read.
+            if !bytes.is_empty() || (from_offset < seg.next_offset() && seg.size_bytes() > 0) {
+                return Ok(bytes);
+            }
         }
-        // `from_offset` sits exactly at a segment's end: continue in the next one.
-        match self.segments.range(from_offset + 1..).next() {
-            Some((_, next)) => Ok(next.read(from_offset, upper_offset, max_bytes, at_least_one)?),
-            None => Ok(Bytes::new()),
-        }
+        Ok(Bytes::new())
     }
 
     fn check_offset(&self, offset: i64) -> Result<(), LogError> {
