@@ -650,6 +650,7 @@ pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<P
     tokio::spawn(crate::groups::run_ticker(broker.clone()));
     tokio::spawn(run_producer_expiry(broker.clone()));
     tokio::spawn(run_retention(broker.clone()));
+    tokio::spawn(crate::cleaner::run(broker.clone()));
     if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
         let b = broker.clone();
         let interval = std::time::Duration::from_millis(broker.settings.flush_interval_ms.max(1));

@@ -307,6 +307,20 @@ impl PartitionLog {
         self.cleaner.first_dirty_offset.max(self.log_start_offset)
     }
 
+    /// Rolls the active segment when its first batch is older than `age_ms`, so that an idle
+    /// compacted partition's data becomes cleanable (`max.compaction.lag.ms`, `segment.ms`).
+    pub fn roll_if_older_than(&mut self, now_ms: i64, age_ms: i64) -> io::Result<bool> {
+        let active = self.active();
+        let old = active
+            .first_batch_timestamp_ms()
+            .is_some_and(|ts| ts < now_ms.saturating_sub(age_ms));
+        if active.size_bytes() > 0 && old {
+            self.roll()?;
+            return Ok(true);
+        }
+        Ok(false)
+    }
+
     /// Step 1: whether this log is due for compaction now, and what to clean. `upper_offset`
     /// is the high watermark (later, the last stable offset): nothing at or above it is
     /// cleaned.

@@ -447,3 +447,84 @@ fn offset_map_is_bounded_and_exact() {
     // Sized by the keys that can exist when that is smaller than the memory allowed.
     assert_eq!(OffsetMap::new(1 << 30, 900).memory_bytes(), 1001 * 24);
 }
+
+fn rss_anon_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Compaction throughput and memory for one million distinct keys, each written twice
+/// (2 M records of 100-byte values, in batches of 100). Run with
+/// `cargo test --release -p klamm-log cleaner_benchmark -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn cleaner_benchmark_one_million_keys() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 64 << 20,
+        segment_ms: u64::MAX / 4,
+        index_interval_bytes: 4096,
+        segment_index_bytes: 10 << 20,
+    };
+    let mut log = PartitionLog::create(&dir.path().join("bench-0"), config).unwrap();
+    let keys = 1_000_000;
+    let value = "v".repeat(100);
+    for pass in 0..2 {
+        for chunk in 0..keys / 100 {
+            let recs: Vec<Kv> = (0..100)
+                .map(|i| {
+                    (
+                        format!("key-{:07}", chunk * 100 + i),
+                        Some(format!("{pass}{value}")),
+                    )
+                })
+                .collect();
+            put(&mut log, &recs, 1_000, Compression::None);
+        }
+    }
+    log.roll().unwrap();
+    let dirty_bytes = log.size_bytes();
+    let cfg = CleanerConfig {
+        dedupe_buffer_bytes: 128 << 20,
+        segment_bytes: 64 << 20,
+        ..cleaner_config()
+    };
+    let before_kib = rss_anon_kib();
+    let peak = AtomicU64::new(before_kib);
+    let done = AtomicBool::new(false);
+    let (stats, elapsed) = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_anon_kib(), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        let started = std::time::Instant::now();
+        let stats = compact(&mut log, 10_000, &cfg).unwrap();
+        let elapsed = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        (stats, elapsed)
+    });
+    let mb = dirty_bytes as f64 / 1e6;
+    println!(
+        "compacted {mb:.1} MB of dirty log ({} records, {} distinct keys) in {:.2} s: {:.1} MB/s; \
+         kept {} records, wrote {:.1} MB; offset map {:.1} MiB ({} entries); \
+         peak anonymous memory +{:.1} MiB over the {:.1} MiB before",
+        stats.records_read,
+        stats.offset_map_entries,
+        elapsed.as_secs_f64(),
+        mb / elapsed.as_secs_f64(),
+        stats.records_kept,
+        stats.bytes_written as f64 / 1e6,
+        stats.offset_map_memory_bytes as f64 / (1 << 20) as f64,
+        stats.offset_map_entries,
+        (peak.load(Ordering::Relaxed) - before_kib) as f64 / 1024.0,
+        before_kib as f64 / 1024.0,
+    );
+    assert_eq!(stats.records_kept, keys as u64);
+}

@@ -223,6 +223,23 @@ pub fn rebuild_batch(
     Ok(out)
 }
 
+/// Calls `visit(record_index, record, timestamp)` for every record of one batch, for the
+/// per-record produce checks (keys on compacted topics, timestamp bounds).
+pub fn visit_records(
+    header: &BatchHeader,
+    batch: &[u8],
+    mut visit: impl FnMut(usize, &RawRecord<'_>, i64),
+) -> Result<(), BatchError> {
+    let section = records_section(header, batch)?;
+    for (i, r) in raw_records(&section, header.records_count)?
+        .iter()
+        .enumerate()
+    {
+        visit(i, r, header.base_timestamp.wrapping_add(r.timestamp_delta));
+    }
+    Ok(())
+}
+
 /// The delete horizon of a batch, if one was set by a previous cleaning.
 pub fn delete_horizon_ms(header: &BatchHeader) -> Option<i64> {
     (header.attributes & ATTR_DELETE_HORIZON != 0).then_some(header.base_timestamp)
