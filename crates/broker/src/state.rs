@@ -225,6 +225,9 @@ impl Broker {
         let partitions = (0..record.partitions)
             .map(|i| self.open_partition(&record.name, record.id, i, log_config, clean))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        for p in &partitions {
+            p.set_flush_limits(settings.flush_messages, settings.flush_ms);
+        }
         Ok(Topic {
             name: record.name.clone(),
             id: record.id,
@@ -452,10 +455,11 @@ impl Broker {
         let log_config = log_config(&current.settings);
         let mut partitions = current.partitions.clone();
         for i in have..total {
-            partitions.push(
-                self.open_partition(name, current.id, i, log_config, true)
-                    .map_err(|e| storage(&e))?,
-            );
+            let p = self
+                .open_partition(name, current.id, i, log_config, true)
+                .map_err(|e| storage(&e))?;
+            p.set_flush_limits(current.settings.flush_messages, current.settings.flush_ms);
+            partitions.push(p);
         }
         let grown = Topic {
             name: current.name.clone(),
@@ -499,6 +503,7 @@ impl Broker {
         let log_config = log_config(&settings);
         for p in &current.partitions {
             p.set_config(log_config);
+            p.set_flush_limits(settings.flush_messages, settings.flush_ms);
         }
         let changed = Topic {
             name: current.name.clone(),
