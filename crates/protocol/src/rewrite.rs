@@ -117,12 +117,19 @@ pub fn raw_records(section: &[u8], records_count: i32) -> Result<Vec<RawRecord<'
     Ok(out)
 }
 
-/// The records section of one stored batch (`batch` is exactly the batch's bytes), decompressed.
-pub fn records_section(header: &BatchHeader, batch: &[u8]) -> Result<Bytes, BatchError> {
+/// The records section of one stored batch (`batch` is exactly the batch's bytes),
+/// decompressed; borrowed without a copy when the batch is uncompressed.
+pub fn records_section<'a>(
+    header: &BatchHeader,
+    batch: &'a [u8],
+) -> Result<std::borrow::Cow<'a, [u8]>, BatchError> {
     let body = batch
         .get(BATCH_HEADER_BYTES..header.total_bytes())
         .ok_or_else(|| BatchError::Corrupt("batch shorter than its header says".into()))?;
-    decompress(header.compression_codec(), body)
+    match header.compression_codec() {
+        0 => Ok(std::borrow::Cow::Borrowed(body)),
+        codec => Ok(std::borrow::Cow::Owned(decompress(codec, body)?.to_vec())),
+    }
 }
 
 /// Decompresses a records section stored with `codec` (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
