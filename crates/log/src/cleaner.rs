@@ -83,7 +83,7 @@ pub fn key_digest(key: &[u8]) -> (u64, u64) {
     let mut a = std::hash::DefaultHasher::new();
     key.hash(&mut a);
     let mut b = std::hash::DefaultHasher::new();
-    0x6b6c_616d_6du64.hash(&mut b);
+    0x006b_6c61_6d6d_u64.hash(&mut b);
     key.hash(&mut b);
     (a.finish(), b.finish())
 }
