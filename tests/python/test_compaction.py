@@ -284,3 +284,32 @@ def test_offsets_for_times_before_and_after_compaction(broker_factory):
     wait_for(lambda: ((g := read_from_start(b.bootstrap, topic)) == survivors_latest, len(g)), what="compaction")
     after = [r for r in produced if r[0] in kept]
     assert lookup(probes) == expected(after)
+
+
+def test_consumer_offsets_is_compacted_and_commits_survive(broker_factory):
+    b = broker_factory(*FAST_CLEANER, "--set", "offsets.topic.num.partitions=1",
+                       "--set", "offsets.topic.segment.bytes=4096",
+                       "--set", "group.initial.rebalance.delay.ms=0")
+    topic = unique_name("commits")
+    create_topic(b.bootstrap, topic, 1)
+    group = unique_name("g")
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group, "enable.auto.commit": False})
+    try:
+        for i in range(1, 301):
+            c.commit(offsets=[TopicPartition(topic, 0, i)], asynchronous=False)
+    finally:
+        c.close()
+    part = b.data_dir / "__consumer_offsets-0"
+
+    def log_bytes():
+        return sum(f.stat().st_size for f in part.glob("*.log"))
+
+    # 300 commits of ~100 bytes each: compaction keeps about one per key.
+    wait_for(lambda: (log_bytes() < 8_000, log_bytes()), what="__consumer_offsets compaction")
+    b.restart()
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group})
+    try:
+        committed = c.committed([TopicPartition(topic, 0)], timeout=10)
+        assert committed[0].offset == 300
+    finally:
+        c.close()
