@@ -92,3 +92,82 @@ def test_a_change_takes_effect_without_restart(broker_factory):
     p2.produce(topic, value=b"y" * 5000, on_delivery=lambda err, msg: errors.append(err))
     p2.flush(10)
     assert errors and errors[0] is not None and errors[0].name() == "MSG_SIZE_TOO_LARGE"
+
+
+def test_switching_a_topic_to_compact_with_kafka_python_compacts_it(broker_factory):
+    """kafka-python alters the compaction keys; they persist across a restart and the
+    cleaner acts on them without one."""
+    from test_compaction import read_from_start, produce_keyed, wait_for
+
+    b = broker_factory("--set", "log.cleaner.backoff.ms=100")
+    topic = unique_name("kp-compact")
+    create_topic(b.bootstrap, topic, 1, {"segment.bytes": "4096", "segment.ms": "300"})
+    records = [(b"k%d" % (i % 10), b"v%d" % i) for i in range(300)]
+    offsets = produce_keyed(b.bootstrap, topic, records)
+    time.sleep(1.0)
+    assert len(read_from_start(b.bootstrap, topic)) == 300  # delete policy: nothing compacted
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        admin.alter_configs([KPConfigResource(ConfigResourceType.TOPIC, topic, configs={
+            "cleanup.policy": "compact", "segment.bytes": "4096", "segment.ms": "300",
+            "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "5000",
+            "min.compaction.lag.ms": "0", "max.compaction.lag.ms": "60000"})])
+    finally:
+        admin.close()
+    expected = sorted({k: (o, k, v) for o, (k, v) in zip(offsets, records)}.values())
+    wait_for(lambda: ((g := read_from_start(b.bootstrap, topic)) == expected, len(g)), what="compaction")
+    b.restart()
+    d = describe(b.bootstrap, topic)
+    assert d["cleanup.policy"][0] == "compact"
+    assert d["min.cleanable.dirty.ratio"][0] == "0.01"
+    assert d["delete.retention.ms"][0] == "5000"
+    assert d["max.compaction.lag.ms"][0] == "60000"
+    assert read_from_start(b.bootstrap, topic) == expected
+
+
+def test_cleaner_broker_keys_are_described(broker_factory):
+    b = broker_factory("--set", "log.cleaner.dedupe.buffer.size=1048576")
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    res = ConfigResource(ConfigResource.Type.BROKER, "1")
+    entries = a.describe_configs([res])[res].result(timeout=10)
+    assert entries["log.cleaner.dedupe.buffer.size"].value == "1048576"
+    assert entries["log.cleaner.backoff.ms"].value == "15000"
+    assert entries["log.cleaner.enable"].value == "true"
+
+
+def test_timestamp_bounds_refuse_records_with_invalid_timestamp(broker_factory):
+    b = broker_factory()
+    topic = unique_name("ts-bounds")
+    create_topic(b.bootstrap, topic, 1, {
+        "message.timestamp.before.max.ms": "3600000", "message.timestamp.after.max.ms": "60000"})
+    now = int(time.time() * 1000)
+    results = {}
+    p = producer(b.bootstrap, **{"linger.ms": 0, "message.timeout.ms": 5000})
+    for name, ts in [("now", now), ("old", now - 7_200_000), ("future", now + 600_000)]:
+        p.produce(topic, value=name.encode(), timestamp=ts, on_delivery=lambda err, msg, n=name: results.__setitem__(n, err))
+        p.flush(10)
+    assert results["now"] is None
+    assert results["old"] is not None and results["old"].name() == "INVALID_TIMESTAMP"
+    assert results["future"] is not None and results["future"].name() == "INVALID_TIMESTAMP"
+
+
+def test_topic_compression_type_recompresses_producer_batches(broker_factory):
+    from test_compaction import read_from_start
+
+    b = broker_factory()
+    topic = unique_name("recompress")
+    create_topic(b.bootstrap, topic, 1, {"compression.type": "zstd"})
+    p = producer(b.bootstrap, **{"compression.codec": "gzip", "linger.ms": 20})
+    for i in range(50):
+        p.produce(topic, key=b"k%d" % i, value=b"value-%d" % i * 20)
+    assert p.flush(10) == 0
+    got = read_from_start(b.bootstrap, topic)
+    assert [v for _, _, v in got] == [b"value-%d" % i * 20 for i in range(50)]
+    # The stored batches carry codec 4 (zstd): attributes at byte 21-22 of each batch.
+    data = (b.data_dir / f"{topic}-0" / "00000000000000000000.log").read_bytes()
+    pos, codecs = 0, set()
+    while pos + 61 <= len(data):
+        length = int.from_bytes(data[pos + 8:pos + 12], "big")
+        codecs.add(int.from_bytes(data[pos + 21:pos + 23], "big") & 7)
+        pos += 12 + length
+    assert codecs == {4}

@@ -5,6 +5,7 @@
 //!   out in order, and the in-flight queue is bounded.
 //! - [`handlers`]: one file per Kafka API, routed from the version table.
 //! - [`state`]: the topic table and the persisted metadata image.
+//! - [`cleaner`]: the log-compaction task (the algorithm is `klamm_log::cleaner`).
 //! - [`partition`]: one writer per partition log, its high watermark, group-commit fsync.
 //!
 //! Architecture invariant: this is the only crate that knows sockets, tasks and time; the
@@ -12,6 +13,7 @@
 
 pub mod admin;
 pub mod alloc;
+pub mod cleaner;
 pub mod connection;
 pub mod groups;
 pub mod handlers;

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub flush_duration: Histogram,
     pub slow_requests: IntCounterVec,
     pub retention_deleted_segments: IntCounter,
+    pub cleaner_bytes_read: IntCounter,
+    pub cleaner_bytes_written: IntCounter,
 }
 
 /// Latency buckets from 100 µs to 30 s.
@@ -157,6 +159,24 @@ impl Metrics {
                 "Requests slower than request.slow.log.ms.",
                 &["api"],
             ),
+            cleaner_bytes_read: {
+                let c = IntCounter::new(
+                    "klamm_cleaner_read_bytes_total",
+                    "Bytes of log the cleaner (compaction) read.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
+            cleaner_bytes_written: {
+                let c = IntCounter::new(
+                    "klamm_cleaner_written_bytes_total",
+                    "Bytes of compacted log the cleaner wrote.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
             retention_deleted_segments: {
                 let c = IntCounter::new(
                     "klamm_retention_deleted_segments_total",

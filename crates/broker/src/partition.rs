@@ -10,7 +10,7 @@ use klamm_config::FlushPolicy;
 use klamm_log::{AppendError, AppendInfo, LogConfig, LogError, PartitionLog};
 use klamm_protocol::batch::BatchHeader;
 use std::ops::Range;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
 use tokio::sync::{mpsc, watch};
@@ -31,6 +31,13 @@ pub struct Partition {
     flusher: mpsc::UnboundedSender<Arc<Partition>>,
     /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches.
     data_changed: Arc<watch::Sender<u64>>,
+    /// Topic `flush.messages` / `flush.ms`: under `log.flush.policy` interval or never, an
+    /// append that brings the unflushed messages to this count, or comes this long after
+    /// the last fsync, queues an fsync (under `always` every append is fsync'd anyway).
+    flush_messages: AtomicU64,
+    flush_ms: AtomicU64,
+    unflushed_messages: AtomicU64,
+    last_flush_ms: AtomicI64,
 }
 
 /// What a read returned, with the partition's offsets at that moment.
@@ -60,7 +67,35 @@ impl Partition {
             policy,
             flusher,
             data_changed,
+            flush_messages: AtomicU64::new(u64::MAX),
+            flush_ms: AtomicU64::new(u64::MAX),
+            unflushed_messages: AtomicU64::new(0),
+            last_flush_ms: AtomicI64::new(crate::state::now_ms()),
         })
+    }
+
+    /// Applies the topic's `flush.messages` and `flush.ms`.
+    pub fn set_flush_limits(&self, messages: u64, ms: u64) {
+        self.flush_messages.store(messages, Ordering::Relaxed);
+        self.flush_ms.store(ms, Ordering::Relaxed);
+    }
+
+    /// `flush.messages` / `flush.ms` reached: hand the partition to the flusher.
+    fn flush_if_due(self: &Arc<Self>, appended_messages: u64, now_ms: i64) {
+        let unflushed = self
+            .unflushed_messages
+            .fetch_add(appended_messages, Ordering::AcqRel)
+            + appended_messages;
+        let since_ms = now_ms.saturating_sub(self.last_flush_ms.load(Ordering::Relaxed));
+        let due = unflushed >= self.flush_messages.load(Ordering::Relaxed)
+            || since_ms as u64 >= self.flush_ms.load(Ordering::Relaxed);
+        if due {
+            // Counted from now on, so one fsync is queued per limit reached.
+            self.unflushed_messages.store(0, Ordering::Release);
+            self.last_flush_ms.store(now_ms, Ordering::Relaxed);
+            self.dirty.store(true, Ordering::Release);
+            let _ = self.flusher.send(self.clone());
+        }
     }
 
     /// Locks the log. A poisoned lock means a panic mid-append: the in-memory state may not
@@ -96,8 +131,12 @@ impl Partition {
             FlushPolicy::Interval => {
                 self.dirty.store(true, Ordering::Release);
                 self.advance_high_watermark(info.last_offset + 1);
+                self.flush_if_due((info.last_offset + 1 - info.base_offset) as u64, now_ms);
             }
-            FlushPolicy::Never => self.advance_high_watermark(info.last_offset + 1),
+            FlushPolicy::Never => {
+                self.advance_high_watermark(info.last_offset + 1);
+                self.flush_if_due((info.last_offset + 1 - info.base_offset) as u64, now_ms);
+            }
         }
         Ok(info)
     }
@@ -147,6 +186,9 @@ impl Partition {
     /// fsyncs whatever was appended up to now, then publishes it. Runs on a blocking thread.
     pub fn flush_now(&self) -> std::io::Result<std::time::Duration> {
         self.dirty.store(false, Ordering::Release);
+        self.unflushed_messages.store(0, Ordering::Release);
+        self.last_flush_ms
+            .store(crate::state::now_ms(), Ordering::Relaxed);
         let (file, covered) = self.log().flush_target();
         let started = Instant::now();
         file.sync_data()?;

@@ -205,8 +205,7 @@ impl Broker {
                     gaps = report.offset_gaps.len(),
                     missing_offsets = missing,
                     first_gap = %format!("{from}..{to}"),
-                    "offsets missing between segments: a segment file lost or cut short \
-                     (expected only on a compacted topic, where the cleaner removes records); \
+                    "offsets missing between segments: a segment file lost or cut short; \
                      readers skip the gap"
                 );
             }
@@ -237,6 +236,9 @@ impl Broker {
         let partitions = (0..record.partitions)
             .map(|i| self.open_partition(&record.name, record.id, i, log_config, clean))
             .collect::<anyhow::Result<Vec<_>>>()?;
+        for p in &partitions {
+            p.set_flush_limits(settings.flush_messages, settings.flush_ms);
+        }
         Ok(Topic {
             name: record.name.clone(),
             id: record.id,
@@ -464,10 +466,11 @@ impl Broker {
         let log_config = log_config(&current.settings);
         let mut partitions = current.partitions.clone();
         for i in have..total {
-            partitions.push(
-                self.open_partition(name, current.id, i, log_config, true)
-                    .map_err(|e| storage(&e))?,
-            );
+            let p = self
+                .open_partition(name, current.id, i, log_config, true)
+                .map_err(|e| storage(&e))?;
+            p.set_flush_limits(current.settings.flush_messages, current.settings.flush_ms);
+            partitions.push(p);
         }
         let grown = Topic {
             name: current.name.clone(),
@@ -511,6 +514,7 @@ impl Broker {
         let log_config = log_config(&settings);
         for p in &current.partitions {
             p.set_config(log_config);
+            p.set_flush_limits(settings.flush_messages, settings.flush_ms);
         }
         let changed = Topic {
             name: current.name.clone(),
@@ -662,6 +666,7 @@ pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<P
     tokio::spawn(crate::groups::run_ticker(broker.clone()));
     tokio::spawn(run_producer_expiry(broker.clone()));
     tokio::spawn(run_retention(broker.clone()));
+    tokio::spawn(crate::cleaner::run(broker.clone()));
     if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
         let b = broker.clone();
         let interval = std::time::Duration::from_millis(broker.settings.flush_interval_ms.max(1));

@@ -210,6 +210,17 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key("log.cleaner.min.cleanable.ratio", Double, "0.5", Fraction,
         "Minimum dirty/total ratio before a log is compacted.")
         .topic("min.cleanable.dirty.ratio"),
+    key("log.cleaner.enable", Boolean, "true", Validator::Any,
+        "Run the log cleaner, which compacts topics with cleanup.policy=compact."),
+    key("log.cleaner.backoff.ms", Long, "15000", AtLeast(0),
+        "How long the cleaner waits between rounds over the compacted partitions."),
+    key("log.cleaner.dedupe.buffer.size", Long, "134217728", AtLeast(1024),
+        "Memory for the cleaner's key map (24 bytes per key); when it fills, a round cleans \
+         only as far as the keys it holds and the next round continues.")
+        .dynamic(),
+    key("log.cleaner.io.max.bytes.per.second", Double, "1.7976931348623157E308", Validator::Any,
+        "The most bytes per second the cleaner reads plus writes.")
+        .dynamic(),
     key("num.partitions", Int, "1", AtLeast(1), "Partitions of an auto-created topic."),
     key("default.replication.factor", Int, "1", Range { min: 1, max: i16::MAX as i64 },
         "Replication factor of an auto-created topic."),

@@ -28,7 +28,14 @@ pub(crate) fn normalize(
             .filter(|v| {
                 v.is_finite() && (validator != Validator::Fraction || (0.0..=1.0).contains(v))
             })
-            .map(|v| v.to_string()),
+            // Huge values in Java's notation (Kafka's "unlimited" is Double.MAX_VALUE).
+            .map(|v| {
+                if v.abs() >= 1e16 {
+                    format!("{v:E}")
+                } else {
+                    v.to_string()
+                }
+            }),
         ConfigType::List => normalize_list(value, validator),
         ConfigType::String | ConfigType::Password => normalize_string(value, validator),
     };

@@ -11,6 +11,7 @@
 //! broker serialises access (one writer per partition) and decides when to fsync, using
 //! [`PartitionLog::flush_target`] so that no lock is held during the fsync.
 
+pub mod cleaner;
 pub mod durability;
 pub mod index;
 mod mmap;
@@ -122,6 +123,8 @@ pub struct PartitionLog {
     modified: bool,
     /// Crash tests only (see [`durability`]): told of every segment write and fsync.
     observer: Option<Arc<dyn durability::WriteObserver>>,
+    /// What compaction has done so far (persisted).
+    cleaner: cleaner::CleanerState,
 }
 
 impl PartitionLog {
@@ -142,6 +145,7 @@ impl PartitionLog {
             rolls: 0,
             modified: true,
             observer: None,
+            cleaner: cleaner::CleanerState::default(),
         })
     }
 
@@ -154,6 +158,7 @@ impl PartitionLog {
         config: LogConfig,
         clean: bool,
     ) -> io::Result<(PartitionLog, RecoveryReport)> {
+        cleaner::recover_leftovers(dir)?;
         let mut bases: Vec<i64> = fs::read_dir(dir)?
             .filter_map(|e| e.ok())
             .filter_map(|e| {
@@ -176,10 +181,15 @@ impl PartitionLog {
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.limits())?);
         }
+        // Gaps below the cleaner's first dirty offset are compaction's doing; others mean
+        // a segment file was lost or cut short.
+        let cleaner = cleaner::CleanerState::load(dir);
         let mut prev_end: Option<i64> = None;
         for (&base, seg) in &segments {
             if let Some(end) = prev_end.filter(|&end| end < base) {
-                report.offset_gaps.push((end, base));
+                if base > cleaner.first_dirty_offset {
+                    report.offset_gaps.push((end, base));
+                }
             }
             prev_end = Some(seg.next_offset());
         }
@@ -203,6 +213,7 @@ impl PartitionLog {
             rolls: 0,
             modified: !clean,
             observer: None,
+            cleaner,
         };
         log.load_producer_state()?;
         Ok((log, report))
@@ -344,25 +355,17 @@ impl PartitionLog {
         at_least_one: bool,
     ) -> Result<Bytes, LogError> {
         self.check_offset(from_offset)?;
-        let mut segs = self
-            .segments
-            .range(..=from_offset)
-            .next_back()
-            .into_iter()
-            .map(|(_, s)| s);
-        let seg = match segs.next() {
-            Some(s) => s,
-            None => return Ok(Bytes::new()),
-        };
-        let bytes = seg.read(from_offset, upper_offset, max_bytes, at_least_one)?;
-        if !bytes.is_empty() || from_offset < seg.next_offset() {
-            return Ok(bytes);
+        // Compaction can leave segments with no batch at all: skip over them.
+        let holding = self.segments.range(..=from_offset).next_back();
+        let later = self.segments.range(from_offset + 1..);
+        for (_, seg) in holding.into_iter().chain(later) {
+            let bytes = seg.read(from_offset, upper_offset, max_bytes, at_least_one)?;
+            // Empty but with batches at or after `from_offset`: a limit stopped the read.
+            if !bytes.is_empty() || (from_offset < seg.next_offset() && seg.size_bytes() > 0) {
+                return Ok(bytes);
+            }
         }
-        // `from_offset` sits exactly at a segment's end: continue in the next one.
-        match self.segments.range(from_offset + 1..).next() {
-            Some((_, next)) => Ok(next.read(from_offset, upper_offset, max_bytes, at_least_one)?),
-            None => Ok(Bytes::new()),
-        }
+        Ok(Bytes::new())
     }
 
     fn check_offset(&self, offset: i64) -> Result<(), LogError> {

@@ -179,7 +179,9 @@ impl Segment {
             return false;
         }
         match self.offset_index.last() {
-            None => return self.size_bytes == 0 || self.time_index.entries() == 0,
+            // A log with batches always has a first index entry; an empty index next to
+            // one (a crash right after a compaction swap) is rebuilt.
+            None => return self.size_bytes == 0,
             Some((rel, pos)) => {
                 let head = self
                     .read_bytes(pos as u64, (self.size_bytes - pos as u64).min(61))
@@ -531,6 +533,14 @@ impl Segment {
     }
     pub fn size_bytes(&self) -> u64 {
         self.size_bytes
+    }
+    /// The whole log file (a shared map of a sealed segment: no copy).
+    pub fn all_bytes(&self) -> io::Result<Bytes> {
+        self.read_bytes(0, self.size_bytes)
+    }
+    /// Max timestamp of the first batch (`segment.ms` and `max.compaction.lag.ms` age).
+    pub fn first_batch_timestamp_ms(&self) -> Option<i64> {
+        self.first_batch_timestamp_ms
     }
     pub fn max_timestamp_ms(&self) -> i64 {
         self.max_timestamp_ms

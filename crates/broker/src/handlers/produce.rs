@@ -7,7 +7,9 @@ use super::{close, DispatchError, Outcome, Pending, Reply};
 use crate::state::{now_ms, AdminError, Broker, Topic};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::produce_response::{PartitionProduceResponse, TopicProduceResponse};
+use kafka_protocol::messages::produce_response::{
+    BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
+};
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
 use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, StrBytes};
 use klamm_config::TimestampType;
@@ -15,6 +17,7 @@ use klamm_log::producer_state::ProducerError;
 use klamm_log::AppendError;
 use klamm_protocol::batch::{self, ProduceLimits};
 use klamm_protocol::frame::HeaderPeek;
+use klamm_protocol::rewrite;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -106,6 +109,13 @@ fn append_one(
         }
     };
     let log_append_time = topic.settings.message_timestamp_type == TimestampType::LogAppendTime;
+    if let Some(refused) = check_records(topic, index, &records, &batches, log_append_time) {
+        return (refused, None);
+    }
+    let (records, batches) = match recompress(&topic.settings.compression_type, records, batches) {
+        Ok(r) => r,
+        Err(e) => return (error(index, e.kafka_error(), Some(e.to_string())), None),
+    };
     match partition.append(&records, &batches, now_ms(), log_append_time) {
         Ok(info) => {
             if crate::metrics::enabled() && !info.duplicate {
@@ -137,6 +147,116 @@ fn append_one(
             )
         }
     }
+}
+
+/// Kafka's per-record rules, checked only when they can apply: compacted topics refuse
+/// keyless records (INVALID_RECORD), and CreateTime records must lie within
+/// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` of now
+/// (INVALID_TIMESTAMP). A violation refuses the partition's whole request, naming the
+/// records (`record_errors`, by index within the request's records) as Kafka does.
+fn check_records(
+    topic: &Topic,
+    index: i32,
+    records: &[u8],
+    batches: &[(batch::BatchHeader, std::ops::Range<usize>)],
+    log_append_time: bool,
+) -> Option<PartitionProduceResponse> {
+    let s = &topic.settings;
+    let now = now_ms();
+    let earliest = now.saturating_sub(s.message_timestamp_before_max_ms);
+    let latest = now.saturating_add(s.message_timestamp_after_max_ms);
+    let check_time = !log_append_time && (earliest > i64::MIN / 2 || latest < i64::MAX / 2);
+    if !s.cleanup_policy_compact && !check_time {
+        return None;
+    }
+    let mut errors: Vec<(i32, String)> = Vec::new();
+    let mut kind = ResponseError::InvalidRecord;
+    let mut first = 0i32;
+    for (header, range) in batches {
+        {
+            let visited = rewrite::visit_records(header, &records[range.clone()], |i, r, ts| {
+                let at = first + i as i32;
+                if s.cleanup_policy_compact && r.key.is_none() {
+                    errors.push((at, format!("Compacted topic cannot accept message without key in topic partition {}-{index}.", topic.name)));
+                } else if check_time && !(earliest..=latest).contains(&ts) {
+                    kind = ResponseError::InvalidTimestamp;
+                    errors.push((at, format!("Timestamp {ts} of message with offset {i} is out of range. The timestamp should be within [{earliest}, {latest}]")));
+                }
+            });
+            if let Err(e) = visited {
+                return Some(error(
+                    index,
+                    ResponseError::CorruptMessage,
+                    Some(e.to_string()),
+                ));
+            }
+        }
+        first += header.records_count;
+    }
+    if errors.is_empty() {
+        return None;
+    }
+    if errors.iter().any(|(_, m)| m.starts_with("Compacted")) {
+        kind = ResponseError::InvalidRecord;
+    }
+    let shown: Vec<String> = errors
+        .iter()
+        .take(3)
+        .map(|(i, m)| format!("RecordError(batchIndex={i}, message='{m}')"))
+        .collect();
+    let message = format!(
+        "One or more records have been rejected due to {} record errors in total, and only showing the first three errors at most: [{}]",
+        errors.len(),
+        shown.join(", ")
+    );
+    tracing::debug!(topic = %topic.name, partition = index, %message, "produce refused");
+    let record_errors = errors
+        .into_iter()
+        .map(|(i, m)| {
+            BatchIndexAndErrorMessage::default()
+                .with_batch_index(i)
+                .with_batch_index_error_message(Some(StrBytes::from_string(m)))
+        })
+        .collect();
+    Some(error(index, kind, Some(message)).with_record_errors(record_errors))
+}
+
+type Batches = Vec<(batch::BatchHeader, std::ops::Range<usize>)>;
+
+/// Broker-side recompression: a topic whose `compression.type` names a codec stores every
+/// batch with it, whatever the producer used (`producer` keeps the producer's bytes).
+fn recompress(
+    compression_type: &str,
+    records: Bytes,
+    batches: Batches,
+) -> Result<(Bytes, Batches), batch::BatchError> {
+    let codec = match compression_type {
+        "uncompressed" => 0,
+        "gzip" => 1,
+        "snappy" => 2,
+        "lz4" => 3,
+        "zstd" => 4,
+        _ => return Ok((records, batches)),
+    };
+    if batches.iter().all(|(h, _)| h.compression_codec() == codec) {
+        return Ok((records, batches));
+    }
+    let mut out = Vec::with_capacity(records.len());
+    let mut rebuilt = Vec::with_capacity(batches.len());
+    for (header, range) in &batches {
+        let bytes = &records[range.clone()];
+        let section = rewrite::records_section(header, bytes)?;
+        let all = rewrite::raw_records(&section, header.records_count)?;
+        let how = rewrite::Rebuild {
+            codec,
+            delete_horizon_ms: None,
+        };
+        let new = rewrite::rebuild_batch(header, &all, how)?;
+        let start = out.len();
+        out.extend_from_slice(&new);
+        rebuilt.push((batch::check_batch(&new)?, start..out.len()));
+    }
+    Ok((Bytes::from(out), rebuilt))
 }
 
 fn producer_error(e: &ProducerError) -> ResponseError {

@@ -1,0 +1,128 @@
+//! The log-cleaner task: every `log.cleaner.backoff.ms`, each partition of a topic with
+//! `cleanup.policy` containing `compact` is compacted if due (see `klamm_log::cleaner` for the
+//! algorithm and its crash safety). It runs on a blocking thread; the partition lock is held
+//! only to plan and to swap the cleaned segments in, never while reading or writing them.
+
+use crate::state::{now_ms, Broker, Topic};
+use klamm_log::cleaner::{self, CleanerConfig};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn broker_value<T: std::str::FromStr>(broker: &Broker, key: &str, default: T) -> T {
+    broker
+        .config
+        .get(key)
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+pub async fn run(broker: Arc<Broker>) {
+    if !broker_value(&broker, "log.cleaner.enable", true) {
+        tracing::info!("log cleaner disabled (log.cleaner.enable=false)");
+        return;
+    }
+    loop {
+        let backoff_ms: u64 = broker_value(&broker, "log.cleaner.backoff.ms", 15_000);
+        tokio::time::sleep(Duration::from_millis(backoff_ms.max(1))).await;
+        let b = broker.clone();
+        let _ = tokio::task::spawn_blocking(move || clean_all(&b)).await;
+    }
+}
+
+/// Sleeps so that bytes read plus written stay under `log.cleaner.io.max.bytes.per.second`.
+struct Throttle {
+    bytes_per_second: f64,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Throttle {
+    fn account(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        if !(self.bytes_per_second.is_finite() && self.bytes_per_second > 0.0) {
+            return;
+        }
+        let due_s = self.bytes as f64 / self.bytes_per_second;
+        let elapsed_s = self.started.elapsed().as_secs_f64();
+        if due_s > elapsed_s + 0.005 {
+            std::thread::sleep(Duration::from_secs_f64(due_s - elapsed_s));
+        }
+    }
+}
+
+pub fn cleaner_config(broker: &Broker, topic: &Topic) -> CleanerConfig {
+    let s = &topic.settings;
+    let clamp = |v: u64| v.min(i64::MAX as u64) as i64;
+    CleanerConfig {
+        delete_retention_ms: clamp(s.delete_retention_ms),
+        min_compaction_lag_ms: clamp(s.min_compaction_lag_ms),
+        max_compaction_lag_ms: clamp(s.max_compaction_lag_ms),
+        min_cleanable_dirty_ratio: s.min_cleanable_dirty_ratio,
+        dedupe_buffer_bytes: broker_value(broker, "log.cleaner.dedupe.buffer.size", 128 << 20),
+        segment_bytes: s.segment_bytes,
+    }
+}
+
+/// One round over every compacted partition.
+pub fn clean_all(broker: &Broker) {
+    let mut throttle = Throttle {
+        bytes_per_second: broker_value(broker, "log.cleaner.io.max.bytes.per.second", f64::MAX),
+        started: Instant::now(),
+        bytes: 0,
+    };
+    for topic in broker.topics() {
+        if !topic.settings.cleanup_policy_compact {
+            continue;
+        }
+        let config = cleaner_config(broker, &topic);
+        let roll_age_ms = config
+            .max_compaction_lag_ms
+            .min(topic.settings.segment_ms.min(i64::MAX as u64) as i64);
+        for p in &topic.partitions {
+            let now = now_ms();
+            let plan = {
+                let mut log = p.log();
+                if let Err(e) = log.roll_if_older_than(now, roll_age_ms) {
+                    tracing::error!(topic = %topic.name, partition = p.index, error = %e, "roll failed");
+                }
+                log.plan_cleaning(now, &config, p.high_watermark())
+            };
+            let Some(plan) = plan else { continue };
+            let started = Instant::now();
+            let result = match cleaner::clean(&plan, &config, now, &mut |b| throttle.account(b)) {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = p.index, error = %e, "compaction failed");
+                    continue;
+                }
+            };
+            drop(plan);
+            let stats = result.stats.clone();
+            match p.log().install_cleaned(result) {
+                Ok(groups) => {
+                    if crate::metrics::enabled() {
+                        let m = crate::metrics::metrics();
+                        m.cleaner_bytes_read.inc_by(stats.bytes_read);
+                        m.cleaner_bytes_written.inc_by(stats.bytes_written);
+                    }
+                    tracing::info!(
+                        topic = %topic.name,
+                        partition = p.index,
+                        groups,
+                        bytes_read = stats.bytes_read,
+                        bytes_written = stats.bytes_written,
+                        records_kept = stats.records_kept,
+                        records_read = stats.records_read,
+                        tombstones_removed = stats.tombstones_removed,
+                        keys = stats.offset_map_entries,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
+                        "compacted"
+                    );
+                }
+                Err(e) => {
+                    tracing::error!(topic = %topic.name, partition = p.index, error = %e, "installing compacted segments failed")
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,530 @@
+use super::*;
+use crate::LogConfig;
+use bytes::BytesMut;
+use klamm_protocol::batch::{validate_produce, ProduceLimits};
+use klamm_protocol::kafka_protocol::records::{
+    Compression, Record, RecordBatchDecoder, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
+use std::collections::BTreeMap;
+
+const LIMITS: ProduceLimits = ProduceLimits {
+    max_batch_bytes: 1 << 20,
+    produce_version: 9,
+};
+
+fn config() -> LogConfig {
+    LogConfig {
+        segment_bytes: 2048,
+        segment_ms: u64::MAX / 4,
+        index_interval_bytes: 256,
+        segment_index_bytes: 1024,
+    }
+}
+
+fn cleaner_config() -> CleanerConfig {
+    CleanerConfig {
+        delete_retention_ms: 1_000,
+        min_compaction_lag_ms: 0,
+        max_compaction_lag_ms: i64::MAX,
+        min_cleanable_dirty_ratio: 0.0,
+        dedupe_buffer_bytes: 1 << 20,
+        segment_bytes: 2048,
+    }
+}
+
+type Kv = (String, Option<String>);
+
+/// Encodes records (offsets from 0) with a codec and optional producer id.
+fn encode(records: &[Kv], ts: i64, compression: Compression, pid: i64, seq: i32) -> Vec<u8> {
+    let records: Vec<Record> = records
+        .iter()
+        .enumerate()
+        .map(|(i, (k, v))| Record {
+            transactional: false,
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id: pid,
+            producer_epoch: if pid >= 0 { 0 } else { -1 },
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: if pid >= 0 { seq + i as i32 } else { -1 },
+            timestamp: ts + i as i64,
+            key: Some(Bytes::from(k.clone())),
+            value: v.clone().map(Bytes::from),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    let options = RecordEncodeOptions {
+        version: 2,
+        compression,
+    };
+    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
+    buf.to_vec()
+}
+
+fn put(log: &mut PartitionLog, records: &[Kv], ts: i64, compression: Compression) {
+    let batch = encode(records, ts, compression, -1, -1);
+    let parsed = validate_produce(&batch, LIMITS).unwrap();
+    log.append(&batch, &parsed, ts, 0, false).unwrap();
+}
+
+/// Every record from the log start, in order: (offset, key, value).
+fn read_all(log: &PartitionLog) -> Vec<(i64, String, Option<String>)> {
+    let mut out = Vec::new();
+    let mut next = log.log_start_offset();
+    while next < log.log_end_offset() {
+        let bytes = log.read(next, log.log_end_offset(), 1 << 20, true).unwrap();
+        if bytes.is_empty() {
+            break;
+        }
+        for (pos, h) in batch::headers(&bytes) {
+            batch::check_batch(&bytes[pos..]).unwrap();
+            let mut one = Bytes::copy_from_slice(&bytes[pos..pos + h.total_bytes()]);
+            let set = RecordBatchDecoder::decode(&mut one).unwrap();
+            for r in set.records {
+                let key = String::from_utf8(r.key.unwrap().to_vec()).unwrap();
+                let value = r.value.map(|v| String::from_utf8(v.to_vec()).unwrap());
+                out.push((r.offset, key, value));
+            }
+            next = h.last_offset() + 1;
+        }
+    }
+    out
+}
+
+/// The latest record per key among `all`, in offset order (what compaction must leave).
+fn latest(
+    all: &[(i64, String, Option<String>)],
+    keep_tombstones: bool,
+) -> Vec<(i64, String, Option<String>)> {
+    let mut by_key: BTreeMap<&str, &(i64, String, Option<String>)> = BTreeMap::new();
+    for r in all {
+        by_key.insert(&r.1, r);
+    }
+    let mut out: Vec<_> = by_key
+        .values()
+        .filter(|r| keep_tombstones || r.2.is_some())
+        .map(|r| (*r).clone())
+        .collect();
+    out.sort();
+    out
+}
+
+fn compact(log: &mut PartitionLog, now: i64, cfg: &CleanerConfig) -> Option<CleanStats> {
+    let plan = log.plan_cleaning(now, cfg, log.log_end_offset())?;
+    let result = clean(&plan, cfg, now, &mut |_| {}).unwrap();
+    let stats = result.stats.clone();
+    log.install_cleaned(result).unwrap();
+    Some(stats)
+}
+
+/// 20 keys updated 15 times each in batches of 5, then tombstones for keys 0..5, then a
+/// roll so all of it is sealed.
+fn fill(log: &mut PartitionLog, compression: Compression) {
+    let mut n = 0;
+    for round in 0..15 {
+        for chunk in 0..4 {
+            let recs: Vec<Kv> = (0..5)
+                .map(|i| {
+                    n += 1;
+                    (
+                        format!("key-{}", chunk * 5 + i),
+                        Some(format!("value-{round}-{n}")),
+                    )
+                })
+                .collect();
+            put(log, &recs, 1_000 + n, compression);
+        }
+    }
+    let tombstones: Vec<Kv> = (0..5).map(|i| (format!("key-{i}"), None)).collect();
+    put(log, &tombstones, 2_000, compression);
+    log.roll().unwrap();
+}
+
+#[test]
+fn keeps_latest_per_key_then_drops_tombstones_after_the_horizon() {
+    for compression in [Compression::None, Compression::Gzip, Compression::Zstd] {
+        let dir = tempfile::tempdir().unwrap();
+        let mut log = PartitionLog::create(&dir.path().join("t-0"), config()).unwrap();
+        fill(&mut log, compression);
+        let before = read_all(&log);
+        assert_eq!(before.len(), 305);
+        let end = log.log_end_offset();
+        let cfg = cleaner_config();
+        let stats = compact(&mut log, 10_000, &cfg).expect("due");
+        assert_eq!(stats.records_read, 305);
+        assert_eq!(read_all(&log), latest(&before, true), "{compression:?}");
+        assert_eq!(log.log_end_offset(), end);
+        // Nothing dirty and no tombstone due yet: nothing to do.
+        assert!(log.plan_cleaning(10_500, &cfg, end).is_none());
+        // After delete.retention.ms the tombstones go.
+        let stats = compact(&mut log, 11_001, &cfg).expect("tombstones due");
+        assert_eq!(stats.tombstones_removed, 5);
+        let expected = latest(&before, false);
+        assert_eq!(read_all(&log), expected);
+        assert_eq!(expected.len(), 15);
+        // Reopening (clean or not) gives the same log.
+        drop(log);
+        let (log, _) = PartitionLog::open(&dir.path().join("t-0"), config(), false).unwrap();
+        assert_eq!(read_all(&log), expected);
+        assert_eq!(log.log_end_offset(), end);
+    }
+}
+
+#[test]
+fn active_segment_and_young_segments_are_left_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), config()).unwrap();
+    for _ in 0..3 {
+        put(
+            &mut log,
+            &[("k".into(), Some("v".into()))],
+            1_000,
+            Compression::None,
+        );
+    }
+    // Only the active segment: nothing to clean.
+    assert!(log.plan_cleaning(5_000, &cleaner_config(), 100).is_none());
+    log.roll().unwrap();
+    put(
+        &mut log,
+        &[("k".into(), Some("w".into()))],
+        1_000,
+        Compression::None,
+    );
+    // min.compaction.lag.ms: records 1000 ms old are too young for a 10 s lag.
+    let lagged = CleanerConfig {
+        min_compaction_lag_ms: 10_000,
+        ..cleaner_config()
+    };
+    assert!(log.plan_cleaning(2_000, &lagged, 100).is_none());
+    // The high watermark bounds it too.
+    assert!(log.plan_cleaning(2_000, &cleaner_config(), 0).is_none());
+    compact(&mut log, 20_000, &cleaner_config()).unwrap();
+    // The active segment's record is not in the map: the sealed copy of "k" is superseded
+    // only by what was cleaned, so the last sealed "k" stays, as does the active one.
+    let all = read_all(&log);
+    assert_eq!(all.iter().map(|r| r.0).collect::<Vec<_>>(), vec![2, 3]);
+}
+
+#[test]
+fn dirty_ratio_gates_cleaning() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), config()).unwrap();
+    fill(&mut log, Compression::None);
+    let strict = CleanerConfig {
+        min_cleanable_dirty_ratio: 0.5,
+        ..cleaner_config()
+    };
+    compact(&mut log, 10_000, &strict).expect("all dirty");
+    // A little new dirty data against a larger clean section stays below 0.5...
+    put(
+        &mut log,
+        &[("key-7".into(), Some("new".into()))],
+        3_000,
+        Compression::None,
+    );
+    log.roll().unwrap();
+    let plan = log.plan_cleaning(10_000, &strict, log.log_end_offset());
+    assert!(plan.is_none());
+    // ...unless max.compaction.lag.ms says it has waited too long.
+    let overdue = CleanerConfig {
+        max_compaction_lag_ms: 1_000,
+        ..strict
+    };
+    assert!(log
+        .plan_cleaning(10_000, &overdue, log.log_end_offset())
+        .is_some());
+}
+
+#[test]
+fn a_small_offset_map_cleans_in_several_rounds() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), config()).unwrap();
+    // 100 distinct keys, each written twice.
+    for round in 0..2 {
+        for chunk in 0..20 {
+            let recs: Vec<Kv> = (0..5)
+                .map(|i| (format!("k{}", chunk * 5 + i), Some(format!("r{round}"))))
+                .collect();
+            put(&mut log, &recs, 1_000, Compression::None);
+        }
+    }
+    log.roll().unwrap();
+    let before = read_all(&log);
+    let tiny = CleanerConfig {
+        // 40 slots, 36 entries: each round gets at most 35 keys in.
+        dedupe_buffer_bytes: 40 * OFFSET_MAP_SLOT_BYTES,
+        ..cleaner_config()
+    };
+    let mut rounds = 0;
+    while let Some(stats) = compact(&mut log, 10_000, &tiny) {
+        assert!(stats.offset_map_memory_bytes <= tiny.dedupe_buffer_bytes);
+        rounds += 1;
+        assert!(rounds < 20);
+    }
+    assert!(rounds >= 5, "{rounds} rounds");
+    assert_eq!(read_all(&log), latest(&before, true));
+}
+
+#[test]
+fn a_producers_last_batch_survives_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), config()).unwrap();
+    let b = encode(
+        &[("a".into(), Some("1".into()))],
+        1_000,
+        Compression::None,
+        42,
+        0,
+    );
+    let parsed = validate_produce(&b, LIMITS).unwrap();
+    log.append(&b, &parsed, 1_000, 0, false).unwrap();
+    put(
+        &mut log,
+        &[("a".into(), Some("2".into()))],
+        1_001,
+        Compression::None,
+    );
+    log.roll().unwrap();
+    compact(&mut log, 10_000, &cleaner_config()).unwrap();
+    let bytes = log.read(0, 10, 1 << 20, true).unwrap();
+    let headers: Vec<_> = batch::headers(&bytes).map(|(_, h)| h).collect();
+    assert_eq!(headers.len(), 2);
+    assert_eq!((headers[0].producer_id, headers[0].records_count), (42, 0));
+    assert_eq!(headers[0].last_offset(), 0);
+    assert_eq!(read_all(&log), vec![(1, "a".into(), Some("2".into()))]);
+}
+
+#[test]
+fn timestamps_stay_exact_after_compaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), config()).unwrap();
+    fill(&mut log, Compression::Lz4);
+    compact(&mut log, 10_000, &cleaner_config()).unwrap();
+    let all = read_all(&log);
+    // Record timestamps are 1000 + n for the n-th update; the first survivor at or after a
+    // time is what ListOffsets must return.
+    let first_survivor = all[0].0;
+    let found = log.offset_for_timestamp(0, log.log_end_offset()).unwrap();
+    assert_eq!(found.map(|f| f.0), Some(first_survivor));
+    let mid = log
+        .offset_for_timestamp(1_250, log.log_end_offset())
+        .unwrap()
+        .unwrap();
+    assert!(mid.1 >= 1_250);
+    assert!(all.iter().any(|r| r.0 == mid.0));
+    assert!(all.iter().filter(|r| r.0 < mid.0).count() < all.len());
+}
+
+/// Right to erasure: after a tombstone and the cleanings that follow, no byte of the key's
+/// earlier values remains in any file of the partition.
+#[test]
+fn erased_values_leave_no_bytes_on_disk() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, config()).unwrap();
+    for i in 0..30 {
+        put(
+            &mut log,
+            &[("customer-7".into(), Some(format!("SECRET-{i:03}")))],
+            1_000,
+            Compression::Snappy,
+        );
+        put(
+            &mut log,
+            &[(format!("other-{i}"), Some("keep".into()))],
+            1_000,
+            Compression::Snappy,
+        );
+    }
+    put(
+        &mut log,
+        &[("customer-7".into(), None)],
+        1_000,
+        Compression::Snappy,
+    );
+    log.roll().unwrap();
+    compact(&mut log, 10_000, &cleaner_config()).unwrap();
+    compact(&mut log, 20_000, &cleaner_config()).unwrap();
+    for entry in fs::read_dir(&pdir).unwrap() {
+        let data = fs::read(entry.unwrap().path()).unwrap();
+        assert!(!data.windows(6).any(|w| w == b"SECRET"));
+        assert!(!data.windows(10).any(|w| w == b"customer-7"));
+    }
+    assert_eq!(read_all(&log).len(), 30);
+}
+
+/// A crash after the cleaned files were written, or after the swap was committed, or half
+/// way through deleting the old segments, leaves a correct log on the next open.
+#[test]
+fn crashes_at_every_step_leave_a_correct_log() {
+    for step in 0..4 {
+        let dir = tempfile::tempdir().unwrap();
+        let pdir = dir.path().join("t-0");
+        let mut log = PartitionLog::create(&pdir, config()).unwrap();
+        fill(&mut log, Compression::None);
+        let before = read_all(&log);
+        let cfg = cleaner_config();
+        let plan = log
+            .plan_cleaning(10_000, &cfg, log.log_end_offset())
+            .unwrap();
+        let result = clean(&plan, &cfg, 10_000, &mut |_| {}).unwrap();
+        assert!(result.groups.len() > 1);
+        let g = &result.groups[0];
+        if step >= 1 {
+            fs::rename(
+                &g.cleaned_path,
+                swap_path(&pdir, g.base_offset, g.end_offset),
+            )
+            .unwrap();
+        }
+        if step >= 2 {
+            // Kill half way through deleting the old segments.
+            for (base, _) in &g.replaces[..g.replaces.len().div_ceil(2)] {
+                remove_segment_files(&pdir, *base).unwrap();
+            }
+        }
+        if step >= 3 {
+            let log_path = pdir
+                .join(segment::file_stem(g.base_offset))
+                .with_extension("log");
+            for (base, _) in &g.replaces {
+                remove_segment_files(&pdir, *base).unwrap();
+            }
+            fs::rename(swap_path(&pdir, g.base_offset, g.end_offset), log_path).unwrap();
+        }
+        drop(result);
+        drop(plan);
+        drop(log);
+        let (mut log, _) = PartitionLog::open(&pdir, config(), false).unwrap();
+        let after = read_all(&log);
+        if step == 0 {
+            assert_eq!(after, before);
+        } else {
+            // The first group is compacted, the rest not: every key's latest value is there,
+            // and every record is one of the originals at its own offset.
+            assert!(after.len() < before.len());
+            assert!(after.iter().all(|r| before.contains(r)));
+            assert!(latest(&before, true).iter().all(|r| after.contains(r)));
+        }
+        let leftovers = fs::read_dir(&pdir)
+            .unwrap()
+            .filter(|e| {
+                let n = e
+                    .as_ref()
+                    .unwrap()
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned();
+                n.ends_with(".cleaned") || n.ends_with(".swap")
+            })
+            .count();
+        assert_eq!(leftovers, 0);
+        // And the next compaction finishes the job.
+        compact(&mut log, 10_000, &cfg);
+        compact(&mut log, 10_000, &cfg);
+        assert_eq!(read_all(&log), latest(&before, true), "step {step}");
+    }
+}
+
+#[test]
+fn offset_map_is_bounded_and_exact() {
+    let mut map = OffsetMap::new(24 * 100, u64::MAX);
+    assert_eq!(map.memory_bytes(), 2400);
+    for i in 0..90 {
+        assert!(map.has_room(1));
+        map.put(key_digest(format!("k{i}").as_bytes()), i);
+    }
+    assert!(!map.has_room(1));
+    map.put(key_digest(b"k3"), 1000);
+    assert_eq!(map.len(), 90);
+    assert_eq!(map.get(key_digest(b"k3")), Some(1000));
+    assert_eq!(map.get(key_digest(b"k89")), Some(89));
+    assert_eq!(map.get(key_digest(b"nope")), None);
+    // Sized by the keys that can exist when that is smaller than the memory allowed.
+    assert_eq!(OffsetMap::new(1 << 30, 900).memory_bytes(), 1001 * 24);
+}
+
+fn rss_anon_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// Compaction throughput and memory for one million distinct keys, each written twice
+/// (2 M records of 100-byte values, in batches of 100). Run with
+/// `cargo test --release -p klamm-log cleaner_benchmark -- --ignored --nocapture`.
+#[test]
+#[ignore]
+fn cleaner_benchmark_one_million_keys() {
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_bytes: 64 << 20,
+        segment_ms: u64::MAX / 4,
+        index_interval_bytes: 4096,
+        segment_index_bytes: 10 << 20,
+    };
+    let mut log = PartitionLog::create(&dir.path().join("bench-0"), config).unwrap();
+    let keys = 1_000_000;
+    let value = "v".repeat(100);
+    for pass in 0..2 {
+        for chunk in 0..keys / 100 {
+            let recs: Vec<Kv> = (0..100)
+                .map(|i| {
+                    (
+                        format!("key-{:07}", chunk * 100 + i),
+                        Some(format!("{pass}{value}")),
+                    )
+                })
+                .collect();
+            put(&mut log, &recs, 1_000, Compression::None);
+        }
+    }
+    log.roll().unwrap();
+    let dirty_bytes = log.size_bytes();
+    let cfg = CleanerConfig {
+        dedupe_buffer_bytes: 128 << 20,
+        segment_bytes: 64 << 20,
+        ..cleaner_config()
+    };
+    let before_kib = rss_anon_kib();
+    let peak = AtomicU64::new(before_kib);
+    let done = AtomicBool::new(false);
+    let (stats, elapsed) = std::thread::scope(|s| {
+        s.spawn(|| {
+            while !done.load(Ordering::Relaxed) {
+                peak.fetch_max(rss_anon_kib(), Ordering::Relaxed);
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+        });
+        let started = std::time::Instant::now();
+        let stats = compact(&mut log, 10_000, &cfg).unwrap();
+        let elapsed = started.elapsed();
+        done.store(true, Ordering::Relaxed);
+        (stats, elapsed)
+    });
+    let mb = dirty_bytes as f64 / 1e6;
+    println!(
+        "compacted {mb:.1} MB of dirty log ({} records, {} distinct keys) in {:.2} s: {:.1} MB/s; \
+         kept {} records, wrote {:.1} MB; offset map {:.1} MiB ({} entries); \
+         peak anonymous memory +{:.1} MiB over the {:.1} MiB before",
+        stats.records_read,
+        stats.offset_map_entries,
+        elapsed.as_secs_f64(),
+        mb / elapsed.as_secs_f64(),
+        stats.records_kept,
+        stats.bytes_written as f64 / 1e6,
+        stats.offset_map_memory_bytes as f64 / (1 << 20) as f64,
+        stats.offset_map_entries,
+        (peak.load(Ordering::Relaxed) - before_kib) as f64 / 1024.0,
+        before_kib as f64 / 1024.0,
+    );
+    assert_eq!(stats.records_kept, keys as u64);
+}
