@@ -69,6 +69,12 @@ pub async fn run(
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     crate::handlers::set_slow_request_ms(slow_ms);
+    if let Some(max) = config
+        .get("message.max.decompressed.bytes")
+        .and_then(|v| v.parse().ok())
+    {
+        klamm_protocol::rewrite::set_max_decompressed_bytes(max);
+    }
     let readiness = Arc::new(Readiness::default());
     let admin_addr = config.get("admin.listener").unwrap_or("").to_string();
     if !admin_addr.is_empty() {

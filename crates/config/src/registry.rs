@@ -233,6 +233,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key("compression.type", Str, "producer", OneOf(COMPRESSION_TYPES),
         "Codec batches are stored with; producer keeps the producer's codec.")
         .topic("compression.type"),
+    key("message.max.decompressed.bytes", Int, "134217728", AtLeast(1024),
+        "Klamm: the most bytes one compressed record batch may inflate to when the broker must read its records (keyless check on compacted topics, recompression, compaction). A larger one (a compression bomb) is refused with MESSAGE_TOO_LARGE."),
     key("message.max.bytes", Int, "1048588", AtLeast(0), "Largest record batch the broker accepts.")
         .topic("max.message.bytes"),
     key("log.message.timestamp.type", Str, "CreateTime", OneOf(TIMESTAMP_TYPES),

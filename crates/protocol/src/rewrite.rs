@@ -12,6 +12,7 @@
 use crate::batch::{compute_crc, BatchError, BatchHeader, BATCH_HEADER_BYTES};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{self as cmpr, Compressor, Decompressor};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Attribute bit 6: the base timestamp holds the delete horizon (KIP-534): tombstones and
 /// transaction markers in this batch may be removed once the clock passes it.
@@ -132,19 +133,98 @@ pub fn records_section<'a>(
     }
 }
 
-/// Decompresses a records section stored with `codec` (0 none, 1 gzip, 2 snappy, 3 lz4, 4 zstd).
+/// Default for `message.max.decompressed.bytes`.
+pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 128 << 20;
+
+/// The most bytes one records section may decompress to (`message.max.decompressed.bytes`):
+/// a compression bomb (a small batch that inflates to gigabytes) is refused before it can
+/// take the broker's memory. Set once at start-up.
+static MAX_DECOMPRESSED_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DECOMPRESSED_BYTES);
+
+pub fn set_max_decompressed_bytes(max_bytes: usize) {
+    MAX_DECOMPRESSED_BYTES.store(max_bytes, Ordering::Relaxed);
+}
+
+pub fn max_decompressed_bytes() -> usize {
+    MAX_DECOMPRESSED_BYTES.load(Ordering::Relaxed)
+}
+
+/// Decompresses a records section stored with `codec` (0 none, 1 gzip, 2 snappy, 3 lz4,
+/// 4 zstd), refusing (`TooLarge`) to produce more than [`max_decompressed_bytes`]: gzip,
+/// lz4 and zstd are streamed and cut off at the limit; snappy declares each block's size,
+/// which is checked before anything is inflated.
 pub fn decompress(codec: i16, body: &[u8]) -> Result<Bytes, BatchError> {
-    let mut input = Bytes::copy_from_slice(body);
-    let take_all = |b: &mut Bytes| Ok(std::mem::take(b));
-    let result = match codec {
-        0 => return Ok(input),
-        1 => cmpr::Gzip::decompress(&mut input, take_all),
-        2 => cmpr::Snappy::decompress(&mut input, take_all),
-        3 => cmpr::Lz4::decompress(&mut input, take_all),
-        4 => cmpr::Zstd::decompress(&mut input, take_all),
-        other => return Err(BatchError::Corrupt(format!("unknown codec {other}"))),
-    };
-    result.map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))
+    decompress_limited(codec, body, max_decompressed_bytes())
+}
+
+/// [`decompress`] with an explicit limit.
+pub fn decompress_limited(codec: i16, body: &[u8], limit: usize) -> Result<Bytes, BatchError> {
+    let corrupt =
+        |e: std::io::Error| BatchError::Corrupt(format!("cannot decompress records: {e}"));
+    match codec {
+        0 => Ok(Bytes::copy_from_slice(body)),
+        1 => read_bounded(flate2::read::MultiGzDecoder::new(body), limit),
+        2 => {
+            let declared = snappy_declared_bytes(body)?;
+            if declared > limit {
+                return Err(too_large(declared, limit));
+            }
+            let mut input = Bytes::copy_from_slice(body);
+            cmpr::Snappy::decompress(&mut input, |b: &mut Bytes| Ok(std::mem::take(b)))
+                .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))
+        }
+        3 => read_bounded(lz4::Decoder::new(body).map_err(corrupt)?, limit),
+        4 => read_bounded(
+            zstd::stream::read::Decoder::new(body).map_err(corrupt)?,
+            limit,
+        ),
+        other => Err(BatchError::Corrupt(format!("unknown codec {other}"))),
+    }
+}
+
+fn too_large(batch_bytes: usize, max_bytes: usize) -> BatchError {
+    BatchError::TooLarge {
+        batch_bytes,
+        max_bytes,
+    }
+}
+
+fn read_bounded(reader: impl std::io::Read, limit: usize) -> Result<Bytes, BatchError> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    reader
+        .take(limit as u64 + 1)
+        .read_to_end(&mut out)
+        .map_err(|e| BatchError::Corrupt(format!("cannot decompress records: {e}")))?;
+    if out.len() > limit {
+        return Err(too_large(out.len(), limit));
+    }
+    Ok(Bytes::from(out))
+}
+
+/// Total uncompressed size a snappy records section declares: xerial framing (Kafka's
+/// Java clients: a 16-byte magic header, then `u32` length-prefixed raw blocks) or one raw
+/// snappy block, whose header carries its uncompressed length.
+fn snappy_declared_bytes(body: &[u8]) -> Result<usize, BatchError> {
+    const XERIAL_MAGIC: &[u8] = b"\x82SNAPPY\x00";
+    let bad = |e: snap::Error| BatchError::Corrupt(format!("cannot decompress records: {e}"));
+    if body.len() < 16 || !body.starts_with(XERIAL_MAGIC) {
+        return snap::raw::decompress_len(body).map_err(bad);
+    }
+    let mut total = 0usize;
+    let mut pos = 16;
+    while pos < body.len() {
+        let len_bytes = body
+            .get(pos..pos + 4)
+            .ok_or_else(|| BatchError::Corrupt("truncated snappy block length".into()))?;
+        let len = u32::from_be_bytes(len_bytes.try_into().expect("4 bytes")) as usize;
+        let block = body
+            .get(pos + 4..pos + 4 + len)
+            .ok_or_else(|| BatchError::Corrupt("truncated snappy block".into()))?;
+        total = total.saturating_add(snap::raw::decompress_len(block).map_err(bad)?);
+        pos += 4 + len;
+    }
+    Ok(total)
 }
 
 /// Compresses an uncompressed records section with `codec`.
@@ -358,5 +438,32 @@ mod tests {
         assert!(raw_records(&[0x7f], 1).is_err());
         assert!(raw_records(&[0x02, 0x00], 1).is_err());
         assert!(raw_records(&[], 1).is_err());
+    }
+
+    #[test]
+    fn compression_bombs_are_refused_at_the_limit_for_every_codec() {
+        // 8 MiB of zeros compresses to a few KiB with every codec.
+        let section = vec![0u8; 8 << 20];
+        for codec in 1..=4i16 {
+            let small = compress(codec, &section).unwrap();
+            assert!(
+                small.len() < 1 << 20,
+                "codec {codec}: {} bytes",
+                small.len()
+            );
+            match decompress_limited(codec, &small, 1 << 20) {
+                Err(BatchError::TooLarge { max_bytes, .. }) => assert_eq!(max_bytes, 1 << 20),
+                other => panic!(
+                    "codec {codec}: expected TooLarge, got {:?}",
+                    other.map(|b| b.len())
+                ),
+            }
+            let whole = decompress_limited(codec, &small, 8 << 20).unwrap();
+            assert_eq!(
+                whole.len(),
+                8 << 20,
+                "codec {codec}: exactly at the limit is fine"
+            );
+        }
     }
 }

@@ -184,11 +184,8 @@ fn check_records(
                 }
             });
             if let Err(e) = visited {
-                return Some(error(
-                    index,
-                    ResponseError::CorruptMessage,
-                    Some(e.to_string()),
-                ));
+                // TooLarge (a compression bomb) → MESSAGE_TOO_LARGE; garbage → CORRUPT_MESSAGE.
+                return Some(error(index, e.kafka_error(), Some(e.to_string())));
             }
         }
         first += header.records_count;

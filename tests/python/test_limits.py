@@ -1,0 +1,172 @@
+"""Resource limits, each named, configurable and tested against a real broker.
+
+Covered here: max.connections and max.connections.per.ip, connections.max.idle.ms,
+queued.max.requests.per.connection with a client that never reads its responses (the
+broker's memory must stay bounded), message.max.decompressed.bytes (compression bombs),
+and socket.request.max.bytes. Elsewhere: request-frame size and hostile counts
+(crates/klamm/tests/raw_protocol.rs), group.max.size and group.member.metadata.max.bytes
+(crates/coordinator tests and test_groups.py), fetch response size (test_edge_cases.py,
+fetch.max.bytes / KIP-74).
+"""
+
+from __future__ import annotations
+
+import socket
+import struct
+import time
+from pathlib import Path
+
+from confluent_kafka import KafkaError, Producer
+
+from conftest import unique_name
+from helpers import create_topic, producer
+
+API_VERSIONS_V0 = struct.pack(">hhih", 18, 0, 1, 4) + b"test"
+
+
+def frame(body: bytes) -> bytes:
+    return struct.pack(">i", len(body)) + body
+
+
+def connect(host: str, port: int, source: str = "127.0.0.1") -> socket.socket:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.bind((source, 0))
+    s.settimeout(3)
+    s.connect((host, port))
+    return s
+
+
+def answers(s: socket.socket) -> bool:
+    """Whether the broker answers an ApiVersions request on this connection."""
+    try:
+        s.sendall(frame(API_VERSIONS_V0))
+        size = s.recv(4)
+        return len(size) == 4
+    except OSError:
+        return False
+
+
+def rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def test_connection_limits_total_and_per_ip(broker_factory):
+    b = broker_factory("--set", "max.connections=5", "--set", "max.connections.per.ip=3")
+    held = [connect(b.host, b.port) for _ in range(3)]
+    assert all(answers(s) for s in held)
+    # A fourth from the same address is refused: closed without an answer.
+    assert not answers(connect(b.host, b.port)), "max.connections.per.ip not enforced"
+    # Another loopback address has its own per-IP budget, but the total caps it.
+    other = [connect(b.host, b.port, source="127.0.0.2") for _ in range(2)]
+    assert all(answers(s) for s in other)
+    assert not answers(connect(b.host, b.port, source="127.0.0.3")), "max.connections not enforced"
+    # Closing one frees its slot.
+    held.pop().close()
+    time.sleep(0.3)
+    assert answers(connect(b.host, b.port)), "a freed slot was not reusable"
+    for s in held + other:
+        s.close()
+
+
+def test_idle_connections_are_closed(broker_factory):
+    b = broker_factory("--set", "connections.max.idle.ms=500")
+    s = connect(b.host, b.port)
+    assert answers(s)
+    s.recv(1 << 16)  # rest of the response
+    s.settimeout(5)
+    started = time.monotonic()
+    assert s.recv(1) == b"", "the idle connection was not closed"
+    took = time.monotonic() - started
+    assert 0.3 < took < 4, f"closed after {took:.2f}s, not ~0.5s"
+
+
+def test_request_above_socket_request_max_bytes_closes_the_connection(broker_factory):
+    b = broker_factory("--set", "socket.request.max.bytes=1048576")
+    s = connect(b.host, b.port)
+    s.sendall(struct.pack(">i", 2 << 20) + b"\0" * 1024)
+    assert s.recv(1) == b""
+    assert answers(connect(b.host, b.port)), "the broker stopped serving others"
+
+
+def test_a_client_that_never_reads_cannot_grow_broker_memory(broker_factory):
+    """Pipelined Fetch requests for 4 MiB each, never read: the broker stops reading the
+    connection once queued.max.requests.per.connection answers are pending and the socket
+    buffers are full, so its memory stays bounded."""
+    b = broker_factory("--set", "queued.max.requests.per.connection=16")
+    topic = unique_name("slow-reader")
+    create_topic(b.bootstrap, topic, 1)
+    p = producer(b.bootstrap, **{"linger.ms": 50})
+    for _ in range(4096):
+        p.produce(topic, value=b"r" * 1024, partition=0)
+    assert p.flush(30) == 0
+
+    from kafka.protocol.fetch import FetchRequest
+
+    req = FetchRequest[4](
+        replica_id=-1, max_wait_time=0, min_bytes=1, max_bytes=4 << 20, isolation_level=0,
+        topics=[(topic, [(0, 0, 4 << 20)])],
+    )
+    body = req.encode()
+    s = connect(b.host, b.port)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    before = rss_kib(b.proc.pid)
+    s.setblocking(False)
+    sent = 0
+    deadline = time.monotonic() + 10
+    for corr in range(2000):
+        header = struct.pack(">hhih", 1, 4, corr, 4) + b"slow"
+        data = frame(header + body)
+        try:
+            while data and time.monotonic() < deadline:
+                try:
+                    n = s.send(data)
+                    data = data[n:]
+                except BlockingIOError:
+                    time.sleep(0.01)
+            if data:
+                break  # the broker stopped reading us: back-pressure works
+            sent += 1
+        except OSError:
+            break
+    time.sleep(1)
+    after = rss_kib(b.proc.pid)
+    assert b.running
+    # 2000 answers of 4 MiB would be 8 GiB; at most 16 queued ones may be held, and record
+    # bytes are shared with the page cache, not copied.
+    assert after - before < 128 * 1024, f"RSS grew {before} -> {after} KiB after {sent} requests"
+    # Others are still served.
+    assert answers(connect(b.host, b.port))
+    s.close()
+
+
+def test_compression_bombs_are_refused(broker_factory):
+    """A 16 MiB record of zeros is ~16 KiB compressed: within max.message.bytes, but above
+    message.max.decompressed.bytes once the broker must read the records (a compacted topic
+    checks keys; a topic with its own compression.type recompresses)."""
+    b = broker_factory("--set", "message.max.decompressed.bytes=4194304")
+    compacted = unique_name("bomb-compacted")
+    recompress = unique_name("bomb-lz4")
+    create_topic(b.bootstrap, compacted, 1, {"cleanup.policy": "compact"})
+    create_topic(b.bootstrap, recompress, 1, {"compression.type": "lz4"})
+    for topic in (compacted, recompress):
+        for codec in ("gzip", "zstd", "snappy", "lz4"):
+            if topic == recompress and codec == "lz4":
+                continue  # same codec: stored as sent, never decompressed
+            results = []
+            p = Producer({"bootstrap.servers": b.bootstrap, "compression.type": codec,
+                          "message.max.bytes": 64 << 20, "retries": 0,
+                          "enable.idempotence": False})
+            p.produce(topic, key=b"k", value=bytes(16 << 20), partition=0,
+                      on_delivery=lambda err, msg: results.append(err))
+            p.produce(topic, key=b"k", value=b"small and fine", partition=0,
+                      on_delivery=lambda err, msg: results.append(err))
+            p.flush(30)
+            assert len(results) == 2, results
+            assert results[0] is not None and results[0].code() == KafkaError.MSG_SIZE_TOO_LARGE, (
+                f"{topic} {codec}: {results[0]}"
+            )
+            assert results[1] is None, f"{topic} {codec}: a normal record failed: {results[1]}"
+            assert b.running
