@@ -10,7 +10,9 @@ reads the topic back with CRC checking on. Promises:
   (values encode their offset), and passes its CRC; damaged data may be missing, or be
   refused (KAFKA_STORAGE_ERROR, which librdkafka retries quietly, so the reader stalls
   there) with the damage reported in the broker log, but is never served;
-- the broker keeps serving a well-behaved client afterwards.
+- the broker keeps serving a well-behaved client afterwards;
+- `klamm debug check-dir`, run on the damaged dir first, flags (exit 1) every round in
+  which the broker reports damage.
 
     KLAMM_CORRUPTION_ROUNDS=500 .venv/bin/python -m pytest tests/python/test_corruption.py
     KLAMM_CORRUPTION_SEED=<seed> ...   reproduces a run (the seed is printed)
@@ -21,13 +23,14 @@ from __future__ import annotations
 import os
 import random
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
 import pytest
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
-from conftest import Broker
+from conftest import Broker, klamm_bin
 from helpers import create_topic, producer
 
 # What the broker log says when it finds damage (refused reads, recovery, lost files).
@@ -141,12 +144,19 @@ def test_damaged_files_never_crash_the_broker_or_serve_bad_data(tmp_path):
     violations = []
     served_total = 0
     refused_loudly = 0
+    check_dir_flagged = 0
     for n in range(ROUNDS):
         data = tmp_path / "round"
         shutil.rmtree(data, ignore_errors=True)
         shutil.copytree(pristine, data)
         what = damage(rng, data)
         round_started = time.monotonic()
+        # The offline checker sees the damage before the broker touches anything.
+        check = subprocess.run([str(klamm_bin()), "debug", "check-dir", str(data)],
+                               capture_output=True, text=True, timeout=60)
+        if check.returncode not in (0, 1):
+            violations.append(f"round {n} ({what}): check-dir exited {check.returncode}: "
+                              f"{check.stderr[-300:]}")
         b = Broker(data, tmp_path / f"round-{n}.log", ["--set", "log.segment.bytes=65536"])
         try:
             try:
@@ -160,6 +170,13 @@ def test_damaged_files_never_crash_the_broker_or_serve_bad_data(tmp_path):
                 if val != value_for(off):
                     violations.append(f"round {n} ({what}): offset {off} served {val[:20]!r}")
                     break
+            reported = [m for m in REPORTS if m in b.log_tail(256 * 1024)]
+            if reported and check.returncode == 0:
+                violations.append(
+                    f"round {n} ({what}): the broker reported {reported[0]!r} but "
+                    "`klamm debug check-dir` found nothing"
+                )
+            check_dir_flagged += check.returncode == 1
             if not errors and len(got) < high - low:
                 # Records missing: refused (librdkafka retries KAFKA_STORAGE_ERROR quietly, so
                 # the reader stalls there) or lost with the file that held them. Either way
@@ -192,5 +209,6 @@ def test_damaged_files_never_crash_the_broker_or_serve_bad_data(tmp_path):
             b.cleanup()
     print(f"corruption: {ROUNDS} rounds, {served_total} records served and checked, "
           f"{refused_loudly} rounds where damaged data was refused and reported, "
+          f"{check_dir_flagged} flagged by check-dir, "
           f"{len(violations)} violations")
     assert not violations, f"seed {seed}:\n" + "\n".join(violations[:20])

@@ -233,6 +233,7 @@ pub fn verify_partition_dir(dir: &Path) -> io::Result<Vec<SegmentReport>> {
     logs.sort();
     let mut reports = Vec::new();
     let mut previous_end: Option<i64> = None;
+    let compacted_below = crate::cleaner::CleanerState::load(dir).first_dirty_offset;
     for log in logs {
         let mut report = verify_log_file(&log)?;
         let index_problems = verify_indexes(&report);
@@ -241,6 +242,13 @@ pub fn verify_partition_dir(dir: &Path) -> io::Result<Vec<SegmentReport>> {
             if base < end {
                 report.problems.push(format!(
                     "segment base offset {base} overlaps the previous segment, which ends at {end}"
+                ));
+            } else if base > end && base > compacted_below {
+                // Compaction may leave gaps below its first dirty offset; anywhere else a
+                // gap means a segment file was lost or cut short.
+                report.problems.push(format!(
+                    "offsets {end}..{base} are missing before this segment (a lost or \
+                     truncated segment file?)"
                 ));
             }
         }
