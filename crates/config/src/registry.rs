@@ -250,8 +250,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Largest request frame accepted; larger frames close the connection."),
     key("connections.max.idle.ms", Long, "600000", AtLeast(0), "Close connections idle for this long."),
     key("max.connections", Int, "2147483647", AtLeast(0),
-        "Connections accepted in total; more wait in the accept backlog. In a file together with \
-         max.connections.per.ip, one of the two must be quoted.")
+        "Connections accepted in total; one more is closed as soon as it is accepted. In a file \
+         together with max.connections.per.ip, one of the two must be quoted.")
         .dynamic(),
     key("max.connections.per.ip", Int, "2147483647", AtLeast(0), "Connections accepted from one IP address.")
         .dynamic(),

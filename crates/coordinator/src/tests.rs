@@ -359,3 +359,48 @@ fn commits_during_a_rebalance_follow_kafka() {
     );
     assert_eq!(commit(&mut c, &b, 2, 8, 170).0, vec![errors::NONE]);
 }
+
+#[test]
+fn group_max_size_refuses_the_member_over_the_limit() {
+    let mut c = Coordinator::new(GroupConfig {
+        max_group_size: 2,
+        ..config()
+    });
+    new_member(&mut c, 0);
+    new_member(&mut c, 0);
+    let (answer, _) = c.join(join_req("", None, RANGE), 0);
+    let Answer::Now(o) = answer else {
+        panic!("expected an immediate refusal")
+    };
+    assert_eq!(o.error, errors::GROUP_MAX_SIZE_REACHED);
+    assert_eq!(c.describe("g").unwrap().members.len(), 2);
+}
+
+#[test]
+fn offset_metadata_above_the_limit_is_refused_per_partition() {
+    let mut c = Coordinator::new(GroupConfig {
+        offset_metadata_max_bytes: 16,
+        ..config()
+    });
+    let (errs, _) = c.commit(
+        CommitRequest {
+            group_id: "g".into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            generation: -1,
+            offsets: vec![
+                ("t".into(), 0, 5, 0, Some("x".repeat(17))),
+                ("t".into(), 1, 6, 0, Some("x".repeat(16))),
+            ],
+        },
+        |t, _| t == "t",
+        0,
+    );
+    assert_eq!(errs, vec![errors::OFFSET_METADATA_TOO_LARGE, errors::NONE]);
+    let fetched = c.fetch_offsets("g", None);
+    assert_eq!(
+        fetched.len(),
+        1,
+        "only the partition within the limit was stored"
+    );
+}
