@@ -173,15 +173,28 @@ impl GroupCoordinator {
                 if read.records.is_empty() {
                     break;
                 }
-                for (_, h) in batch::headers(&read.records) {
+                for (pos, h) in batch::headers(&read.records) {
                     at = h.last_offset() + 1;
-                }
-                for (key, value) in batch::decode_key_values(&read.records)? {
-                    let Some(key) = key else { continue };
-                    records += 1;
-                    if let Err(e) = inner.coordinator.replay(key, value, now) {
-                        skipped += 1;
-                        tracing::warn!(partition = p.index, error = %e, "skipping unreadable __consumer_offsets record");
+                    let bytes = &read.records[pos..pos + h.total_bytes()];
+                    if h.is_control() {
+                        // A transaction's end: its offsets are committed or dropped.
+                        if let Some(commit) = batch::marker_of(bytes) {
+                            inner.coordinator.end_txn(h.producer_id, commit, now);
+                        }
+                        continue;
+                    }
+                    for (key, value) in batch::decode_key_values(bytes)? {
+                        let Some(key) = key else { continue };
+                        records += 1;
+                        let replayed = if h.is_transactional() {
+                            inner.coordinator.replay_txn(h.producer_id, key, value)
+                        } else {
+                            inner.coordinator.replay(key, value, now)
+                        };
+                        if let Err(e) = replayed {
+                            skipped += 1;
+                            tracing::warn!(partition = p.index, error = %e, "skipping unreadable __consumer_offsets record");
+                        }
                     }
                 }
             }
@@ -237,7 +250,7 @@ fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
             let _ = tx.send(outcome);
         }
     }
-    if effects.records.is_empty() {
+    if effects.records.is_empty() && effects.txn_records.is_empty() {
         return None;
     }
     let topic = match offsets_topic(broker) {
@@ -247,17 +260,30 @@ fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
             return None;
         }
     };
-    let mut by_partition: BTreeMap<i32, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
+    // Keyed by partition and, for TxnOffsetCommit records, the producer writing them.
+    type BatchKey = (i32, Option<(i64, i16)>);
+    let mut by_partition: BTreeMap<BatchKey, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
+    let count = topic.partitions.len() as i32;
     for r in effects.records {
-        let p = partition_for_group(&r.group, topic.partitions.len() as i32);
-        by_partition.entry(p).or_default().push((r.key, r.value));
+        let p = partition_for_group(&r.group, count);
+        by_partition.entry((p, None)).or_default().push((r.key, r.value));
+    }
+    for (pid, epoch, r) in effects.txn_records {
+        let p = partition_for_group(&r.group, count);
+        by_partition
+            .entry((p, Some((pid, epoch))))
+            .or_default()
+            .push((r.key, r.value));
     }
     let mut durable = None;
-    for (index, records) in by_partition {
+    for ((index, producer), records) in by_partition {
         let Some(partition) = topic.partition(index) else {
             continue;
         };
-        let bytes = batch::encode_key_values(&records, now_ms());
+        let bytes = match producer {
+            None => batch::encode_key_values(&records, now_ms()),
+            Some(producer) => batch::encode_txn_key_values(&records, now_ms(), producer),
+        };
         let limits = ProduceLimits {
             max_batch_bytes: usize::MAX,
             produce_version: i16::MAX,

@@ -23,5 +23,6 @@ pub mod partition;
 pub mod response;
 pub mod server;
 pub mod state;
+pub mod txn;
 
 pub use server::run;

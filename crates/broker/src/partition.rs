@@ -45,6 +45,11 @@ pub struct ReadResult {
     pub records: Bytes,
     pub high_watermark: i64,
     pub log_start_offset: i64,
+    /// Offsets below this hold no open transaction (at most the high watermark).
+    pub last_stable_offset: i64,
+    /// For read_committed reads: `(producer_id, first_offset)` of the aborted transactions
+    /// overlapping the records returned.
+    pub aborted_transactions: Vec<(i64, i64)>,
 }
 
 impl Partition {
@@ -121,6 +126,32 @@ impl Partition {
         if info.duplicate {
             return Ok(info);
         }
+        self.appended(
+            info.last_offset,
+            (info.last_offset + 1 - info.base_offset) as u64,
+            now_ms,
+        );
+        Ok(info)
+    }
+
+    /// Writes a transaction marker (COMMIT or ABORT) for producer `(id, epoch)`; it becomes
+    /// visible like any append. Returns its offset.
+    pub fn append_marker(
+        self: &Arc<Self>,
+        producer: (i64, i16),
+        commit: bool,
+        now_ms: i64,
+    ) -> std::io::Result<i64> {
+        let offset = self
+            .log()
+            .append_marker(producer, commit, 0, now_ms, LEADER_EPOCH)?;
+        self.appended(offset, 1, now_ms);
+        Ok(offset)
+    }
+
+    /// Arranges for an append of `messages` ending at `last_offset` to become visible:
+    /// immediately, or after the next group-commit fsync under `log.flush.policy=always`.
+    fn appended(self: &Arc<Self>, last_offset: i64, messages: u64, now_ms: i64) {
         match self.policy {
             FlushPolicy::Always => {
                 if !self.dirty.swap(true, Ordering::AcqRel) {
@@ -130,15 +161,14 @@ impl Partition {
             }
             FlushPolicy::Interval => {
                 self.dirty.store(true, Ordering::Release);
-                self.advance_high_watermark(info.last_offset + 1);
-                self.flush_if_due((info.last_offset + 1 - info.base_offset) as u64, now_ms);
+                self.advance_high_watermark(last_offset + 1);
+                self.flush_if_due(messages, now_ms);
             }
             FlushPolicy::Never => {
-                self.advance_high_watermark(info.last_offset + 1);
-                self.flush_if_due((info.last_offset + 1 - info.base_offset) as u64, now_ms);
+                self.advance_high_watermark(last_offset + 1);
+                self.flush_if_due(messages, now_ms);
             }
         }
-        Ok(info)
     }
 
     fn advance_high_watermark(&self, offset: i64) {
@@ -173,14 +203,49 @@ impl Partition {
         max_bytes: u64,
         at_least_one: bool,
     ) -> Result<ReadResult, LogError> {
+        self.read_isolated(from_offset, max_bytes, at_least_one, false)
+    }
+
+    /// Reads whole batches from `from_offset` up to the high watermark, or with
+    /// `read_committed` up to the last stable offset, listing the aborted transactions in
+    /// what was read.
+    pub fn read_isolated(
+        &self,
+        from_offset: i64,
+        max_bytes: u64,
+        at_least_one: bool,
+        read_committed: bool,
+    ) -> Result<ReadResult, LogError> {
         let high_watermark = self.high_watermark();
         let log = self.log();
-        let records = log.read(from_offset, high_watermark, max_bytes, at_least_one)?;
+        let last_stable_offset = stable(&log, high_watermark);
+        let upper = if read_committed {
+            last_stable_offset
+        } else {
+            high_watermark
+        };
+        let records = log.read(from_offset, upper, max_bytes, at_least_one)?;
+        let aborted_transactions = if read_committed && !records.is_empty() {
+            let end = klamm_protocol::batch::headers(&records)
+                .last()
+                .map_or(from_offset, |(_, h)| h.last_offset() + 1);
+            log.aborted_transactions(from_offset, end)
+        } else {
+            Vec::new()
+        };
         Ok(ReadResult {
             records,
             high_watermark,
             log_start_offset: log.log_start_offset(),
+            last_stable_offset,
+            aborted_transactions,
         })
+    }
+
+    /// The last stable offset: the high watermark, held back by the oldest open transaction.
+    pub fn last_stable_offset(&self) -> i64 {
+        let hw = self.high_watermark();
+        stable(&self.log(), hw)
     }
 
     /// fsyncs whatever was appended up to now, then publishes it. Runs on a blocking thread.
@@ -214,6 +279,11 @@ impl Partition {
     pub fn close(&self) -> std::io::Result<()> {
         self.log().close()
     }
+}
+
+fn stable(log: &PartitionLog, high_watermark: i64) -> i64 {
+    log.first_unstable_offset()
+        .map_or(high_watermark, |first| first.min(high_watermark))
 }
 
 /// The group-commit flusher: waits for partitions with unflushed appends, fsyncs each one

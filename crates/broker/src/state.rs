@@ -72,6 +72,8 @@ pub struct Broker {
     pub data_changed: Arc<watch::Sender<u64>>,
     /// The consumer-group coordinator (its state lives in `__consumer_offsets`).
     pub groups: crate::groups::GroupCoordinator,
+    /// The transaction coordinator (its state lives in `__transaction_state`).
+    pub txns: crate::txn::TxnDriver,
 }
 
 pub fn now_ms() -> i64 {
@@ -142,6 +144,7 @@ impl Broker {
             flusher,
             data_changed: Arc::new(watch::Sender::new(0)),
             groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
+            txns: crate::txn::TxnDriver::new(crate::txn::txn_config(&config)),
             config,
         });
         let started = std::time::Instant::now();
@@ -154,6 +157,7 @@ impl Broker {
                 .insert(topic.name.clone(), Arc::new(topic));
         }
         broker.groups.replay(&broker)?;
+        broker.txns.replay(&broker)?;
         tracing::info!(
             partitions = recovered,
             clean_shutdown = clean,
@@ -377,10 +381,10 @@ impl Broker {
 
     /// Deletes a topic: forgets it (persisted), then removes its files in the background.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
-        if name == crate::groups::OFFSETS_TOPIC {
+        if name == crate::groups::OFFSETS_TOPIC || name == crate::txn::TXN_TOPIC {
             return Err(AdminError::new(
                 ResponseError::InvalidRequest,
-                "the internal topic __consumer_offsets cannot be deleted",
+                format!("the internal topic {name} cannot be deleted"),
             ));
         }
         if !self.settings.delete_topic_enable {
@@ -664,6 +668,7 @@ async fn run_producer_expiry(broker: Arc<Broker>) {
 pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
     tokio::spawn(partition::run_flusher(queue));
     tokio::spawn(crate::groups::run_ticker(broker.clone()));
+    tokio::spawn(crate::txn::run_ticker(broker.clone()));
     tokio::spawn(run_producer_expiry(broker.clone()));
     tokio::spawn(run_retention(broker.clone()));
     tokio::spawn(crate::cleaner::run(broker.clone()));

@@ -12,6 +12,9 @@
 
 mod group;
 mod offsets;
+pub mod txn;
+
+pub use txn::{Markers, TxnConfig, TxnCoordinator, TxnEffects, TxnMeta, TxnRecord};
 
 pub use group::{
     GroupDescription, GroupState, JoinOutcome, JoinRequest, MemberDescription, SyncOutcome,
@@ -95,6 +98,9 @@ pub struct GroupRecord {
 #[derive(Debug, Default)]
 pub struct Effects {
     pub records: Vec<GroupRecord>,
+    /// Records of a TxnOffsetCommit: appended as a transactional batch of producer
+    /// `(id, epoch)`; they take effect when that producer's COMMIT marker follows.
+    pub txn_records: Vec<(i64, i16, GroupRecord)>,
     /// Answers for parked JoinGroup requests: `(group, member_id, answer)`.
     pub joins: Vec<(String, String, JoinOutcome)>,
     /// Answers for parked SyncGroup requests.
@@ -104,6 +110,7 @@ pub struct Effects {
 impl Effects {
     fn merge(&mut self, other: Effects) {
         self.records.extend(other.records);
+        self.txn_records.extend(other.txn_records);
         self.joins.extend(other.joins);
         self.syncs.extend(other.syncs);
     }
@@ -125,6 +132,24 @@ pub struct Coordinator {
     member_counter: u64,
     /// When expired offsets and dead groups were last cleaned up.
     last_cleanup_ms: Option<i64>,
+    /// Offsets committed inside transactions not yet ended, per producer id:
+    /// (group, topic, partition) → offset.
+    pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, String, i32), OffsetValue>>,
+}
+
+/// A TxnOffsetCommit.
+#[derive(Debug, Clone)]
+pub struct TxnCommitRequest {
+    pub group_id: String,
+    pub producer_id: i64,
+    pub producer_epoch: i16,
+    /// Empty, or the member committing (v3+), checked against the group like OffsetCommit.
+    pub member_id: String,
+    pub group_instance_id: Option<String>,
+    /// -1 when the producer does not know the consumer's generation.
+    pub generation: i32,
+    /// `(topic, partition, offset, leader_epoch, metadata)`.
+    pub offsets: Vec<(String, i32, i64, i32, Option<String>)>,
 }
 
 impl Coordinator {
@@ -135,6 +160,7 @@ impl Coordinator {
             offsets: offsets::OffsetStore::default(),
             member_counter: 0,
             last_cleanup_ms: None,
+            pending_txn_offsets: BTreeMap::new(),
         }
     }
 
@@ -275,6 +301,116 @@ impl Coordinator {
         }
         self.offsets
             .commit(&req, &self.config, topic_exists, now_ms)
+    }
+
+    /// TxnOffsetCommit: validates the committer (when it names a generation) and holds the
+    /// offsets pending until the producer's transaction ends ([`Coordinator::end_txn`]).
+    pub fn txn_commit(
+        &mut self,
+        req: TxnCommitRequest,
+        topic_exists: impl Fn(&str, i32) -> bool,
+        now_ms: i64,
+    ) -> (Vec<i16>, Effects) {
+        let mut effects = Effects::default();
+        if req.group_id.is_empty() {
+            return (vec![errors::INVALID_GROUP_ID; req.offsets.len()], effects);
+        }
+        if req.generation >= 0 || !req.member_id.is_empty() {
+            let group_error = match self.groups.get_mut(&req.group_id) {
+                Some(g) => g.check_commit(
+                    &req.member_id,
+                    req.group_instance_id.as_deref(),
+                    req.generation,
+                    now_ms,
+                ),
+                None => errors::ILLEGAL_GENERATION,
+            };
+            if group_error != errors::NONE {
+                return (vec![group_error; req.offsets.len()], effects);
+            }
+        }
+        let mut errs = Vec::with_capacity(req.offsets.len());
+        for (topic, partition, offset, leader_epoch, metadata) in &req.offsets {
+            let metadata = metadata.clone().unwrap_or_default();
+            if metadata.len() > self.config.offset_metadata_max_bytes {
+                errs.push(errors::OFFSET_METADATA_TOO_LARGE);
+                continue;
+            }
+            if !topic_exists(topic, *partition) {
+                errs.push(errors::UNKNOWN_TOPIC_OR_PARTITION);
+                continue;
+            }
+            let value = OffsetValue {
+                offset: *offset,
+                leader_epoch: *leader_epoch,
+                metadata,
+                commit_timestamp_ms: now_ms,
+            };
+            let key = GroupKey::Offset {
+                group: req.group_id.clone(),
+                topic: topic.clone(),
+                partition: *partition,
+            };
+            effects.txn_records.push((
+                req.producer_id,
+                req.producer_epoch,
+                GroupRecord {
+                    group: req.group_id.clone(),
+                    key: key.encode(),
+                    value: Some(value.encode()),
+                },
+            ));
+            self.pending_txn_offsets
+                .entry(req.producer_id)
+                .or_default()
+                .insert((req.group_id.clone(), topic.clone(), *partition), value);
+            errs.push(errors::NONE);
+        }
+        (errs, effects)
+    }
+
+    /// A COMMIT or ABORT marker of `producer_id` reached `__consumer_offsets`: its pending
+    /// offsets become committed, or are dropped. No record is needed: the marker is one.
+    pub fn end_txn(&mut self, producer_id: i64, commit: bool, now_ms: i64) {
+        let Some(pending) = self.pending_txn_offsets.remove(&producer_id) else {
+            return;
+        };
+        if !commit {
+            return;
+        }
+        for ((group, topic, partition), value) in pending {
+            self.offsets.put(&group, &topic, partition, value);
+            self.groups
+                .entry(group.clone())
+                .or_insert_with(|| Group::new(&group, now_ms));
+        }
+    }
+
+    /// Whether a group has offsets waiting on a transaction (OffsetFetch with
+    /// `require_stable` then answers UNSTABLE_OFFSET_COMMIT).
+    pub fn has_pending_txn_offsets(&self, group_id: &str) -> bool {
+        self.pending_txn_offsets
+            .values()
+            .any(|m| m.keys().any(|(g, _, _)| g == group_id))
+    }
+
+    /// Replays a record of a transactional batch of `producer_id` at start-up.
+    pub fn replay_txn(&mut self, producer_id: i64, key: Bytes, value: Option<Bytes>) -> Result<(), String> {
+        if let GroupKey::Offset {
+            group,
+            topic,
+            partition,
+        } = GroupKey::decode(key).map_err(|e| e.to_string())?
+        {
+            if let Some(v) = value {
+                let v = OffsetValue::decode(v).map_err(|e| e.to_string())?;
+                self.pending_txn_offsets
+                    .entry(producer_id)
+                    .or_default()
+                    .insert((group, topic, partition), v);
+            }
+        }
+        Ok(())
     }
 
     /// Committed offsets of a group: all of them, or those of the given partitions (-1 for

@@ -23,8 +23,8 @@
 //! timestamp with attribute bit 6, as Kafka does (KIP-534). Keyless records are dropped, as
 //! Kafka does. The active segment is never touched.
 //!
-//! TODO(transactions): aborted transactional data is kept; removing it needs the aborted
-//! transaction index that the transactions work adds. Markers are never removed either.
+//! Aborted transactional data is kept (Kafka removes it; Klamm does not yet), and so are
+//! markers; the aborted-transaction index is rewritten to the new segment layout.
 //!
 //! Crash safety: a `.cleaned` file is garbage until renamed, so [`recover_leftovers`] deletes
 //! it; a `.swap` file is complete, so recovery finishes its swap (deletes the segments whose
@@ -451,6 +451,10 @@ impl PartitionLog {
                 Segment::open(&path, group.base_offset, self.config.limits(), false, true)?;
             self.segments.insert(group.base_offset, seg);
             installed += 1;
+        }
+        if installed > 0 {
+            // Segments were merged: the aborted-transaction index follows the new layout.
+            self.rewrite_txn_indexes()?;
         }
         if all {
             self.cleaner = CleanerState {

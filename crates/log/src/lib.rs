@@ -17,6 +17,7 @@ pub mod index;
 mod mmap;
 pub mod producer_state;
 pub mod segment;
+pub mod txn_index;
 pub mod verify;
 
 use bytes::Bytes;
@@ -29,6 +30,7 @@ use std::io;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+pub use txn_index::AbortedTxn;
 
 /// Per-partition settings (the topic's effective config).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -117,6 +119,8 @@ pub struct PartitionLog {
     segments: BTreeMap<i64, Segment>,
     log_start_offset: i64,
     producers: ProducerState,
+    /// Aborted transactions (from the `.txnindex` files), ordered by marker offset.
+    aborted: Vec<AbortedTxn>,
     /// Segments rolled since this log was opened (for metrics).
     rolls: u64,
     /// Appended to, rolled or recovered since opened or last closed: closing has work to do.
@@ -142,6 +146,7 @@ impl PartitionLog {
             segments,
             log_start_offset: 0,
             producers: ProducerState::default(),
+            aborted: Vec::new(),
             rolls: 0,
             modified: true,
             observer: None,
@@ -210,6 +215,7 @@ impl PartitionLog {
             segments,
             log_start_offset,
             producers: ProducerState::default(),
+            aborted: Vec::new(),
             rolls: 0,
             modified: !clean,
             observer: None,
@@ -221,23 +227,169 @@ impl PartitionLog {
 
     /// The newest producer-state snapshot, brought up to the log end by replaying the batch
     /// headers written after it.
+    /// The aborted-transaction index is loaded with it: entries before the snapshot come
+    /// from the `.txnindex` files, later ones from the replayed ABORT markers, and the files
+    /// of the replayed segments are rewritten to match.
     fn load_producer_state(&mut self) -> io::Result<()> {
-        let (from, mut state) = producer_state::load_snapshot(&self.dir, self.log_end_offset());
-        for seg in self.segments.values() {
-            if seg.next_offset() <= from {
-                continue;
-            }
-            seg.scan_from(from.max(seg.base_offset()), |h, _| {
-                if h.producer_id >= 0 && !h.is_control() && h.base_offset >= from {
-                    state.update(h, h.base_offset, h.last_offset());
+        let (from, state) = producer_state::load_snapshot(&self.dir, self.log_end_offset());
+        self.producers = state;
+        let files = txn_index::bases(&self.dir);
+        let start = self.log_start_offset;
+        self.aborted = files
+            .iter()
+            .flat_map(|base| txn_index::read(&self.dir, *base))
+            .filter(|e| e.last_offset < from && e.last_offset >= start)
+            .collect();
+        self.aborted.sort_by_key(|e| e.last_offset);
+        self.aborted.dedup();
+        // Segment by segment, so that only one segment's headers are held at a time.
+        let replayed: Vec<i64> = self
+            .segments
+            .values()
+            .filter(|seg| seg.next_offset() > from)
+            .map(|seg| seg.base_offset())
+            .collect();
+        for base in &replayed {
+            let mut headers = Vec::new();
+            self.segments[base].scan_from(from.max(*base), |h, bytes| {
+                if h.producer_id >= 0 && h.base_offset >= from {
+                    let marker = if h.is_control() {
+                        batch::marker_of(bytes)
+                    } else {
+                        None
+                    };
+                    headers.push((*h, marker));
                 }
                 true
             })?;
+            for (h, marker) in headers {
+                match (h.is_control(), marker) {
+                    (false, _) => self.producers.update(&h, h.base_offset, h.last_offset()),
+                    (true, Some(commit)) => {
+                        self.apply_marker(&h, commit, false);
+                    }
+                    (true, None) => {}
+                }
+            }
+        }
+        let orphans = files.iter().any(|b| !self.segments.contains_key(b));
+        if orphans {
+            self.rewrite_txn_indexes()?;
+        } else {
+            for base in replayed {
+                self.rewrite_txn_index(base)?;
+            }
         }
         // Replayed batches are in the log already: only new changes need a snapshot.
-        state.mark_clean();
-        self.producers = state;
+        self.producers.mark_clean();
         Ok(())
+    }
+
+    /// Rewrites the `.txnindex` of the segment at `base` from the in-memory index.
+    fn rewrite_txn_index(&self, base: i64) -> io::Result<()> {
+        let next = self
+            .segments
+            .range(base + 1..)
+            .next()
+            .map_or(i64::MAX, |(b, _)| *b);
+        let entries: Vec<AbortedTxn> = self
+            .aborted
+            .iter()
+            .filter(|e| (base..next).contains(&e.last_offset))
+            .copied()
+            .collect();
+        txn_index::rewrite(&self.dir, base, &entries)
+    }
+
+    /// Rewrites every segment's `.txnindex` and deletes those of segments that no longer
+    /// exist (after a compaction merged segments).
+    pub(crate) fn rewrite_txn_indexes(&self) -> io::Result<()> {
+        for base in txn_index::bases(&self.dir) {
+            if !self.segments.contains_key(&base) {
+                txn_index::rewrite(&self.dir, base, &[])?;
+            }
+        }
+        for base in self.segments.keys() {
+            self.rewrite_txn_index(*base)?;
+        }
+        Ok(())
+    }
+
+    /// Ends the producer's transaction for a marker batch already in the log; an ABORT of a
+    /// transaction with data here is added to the aborted index (and its file, if `persist`).
+    fn apply_marker(&mut self, h: &BatchHeader, commit: bool, persist: bool) -> Option<AbortedTxn> {
+        let first = self
+            .producers
+            .complete_txn(h.producer_id, h.producer_epoch, h.max_timestamp)?;
+        if commit {
+            return None;
+        }
+        let entry = AbortedTxn {
+            producer_id: h.producer_id,
+            first_offset: first,
+            last_offset: h.base_offset,
+            last_stable_offset: self
+                .producers
+                .first_unstable_offset()
+                .unwrap_or(h.base_offset + 1),
+        };
+        self.aborted.push(entry);
+        if persist {
+            let base = self.active().base_offset();
+            if let Err(e) = txn_index::append(&self.dir, base, &entry) {
+                // Recovery rebuilds the file from the marker; the in-memory index is right.
+                tracing::warn!(dir = %self.dir.display(), error = %e, "cannot append to the transaction index");
+            }
+        }
+        Some(entry)
+    }
+
+    /// Writes a COMMIT or ABORT marker (a control batch) for producer `(id, epoch)` at the
+    /// log end, ending its transaction in this partition. Returns the marker's offset.
+    pub fn append_marker(
+        &mut self,
+        producer: (i64, i16),
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+        leader_epoch: i32,
+    ) -> io::Result<i64> {
+        let bytes = batch::encode_marker_batch(producer, commit, coordinator_epoch, now_ms);
+        let header = BatchHeader::parse(&bytes).expect("a freshly encoded batch parses");
+        let offset = self.log_end_offset();
+        self.modified = true;
+        if self.active().should_roll(
+            bytes.len() as u64,
+            now_ms,
+            self.config.segment_bytes,
+            self.config.segment_ms,
+        ) {
+            self.roll()?;
+        }
+        let mut stamped = header;
+        stamped.base_offset = offset;
+        stamped.partition_leader_epoch = leader_epoch;
+        let prefix = batch::stamped_prefix(&bytes, offset, leader_epoch);
+        self.active_mut().append(&prefix, &bytes[16..], &stamped)?;
+        self.apply_marker(&stamped, commit, true);
+        Ok(offset)
+    }
+
+    /// The first offset of the oldest transaction still open in this partition.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers.first_unstable_offset()
+    }
+
+    /// Aborted transactions that overlap `[from_offset, upper_offset)`:
+    /// `(producer_id, first_offset)`, for read_committed fetches.
+    pub fn aborted_transactions(&self, from_offset: i64, upper_offset: i64) -> Vec<(i64, i64)> {
+        // Entries are ordered by marker offset: skip those that ended before the range.
+        let start = self.aborted.partition_point(|e| e.last_offset < from_offset);
+        self.aborted[start..]
+            .iter()
+            .filter(|e| e.first_offset < upper_offset)
+            .map(|e| (e.producer_id, e.first_offset))
+            .collect()
     }
 
     fn active(&self) -> &Segment {
@@ -525,7 +677,7 @@ impl PartitionLog {
         for base in &doomed {
             let seg = self.segments.remove(base).expect("listed above");
             let stem = self.dir.join(segment::file_stem(*base));
-            for ext in ["log", "index", "timeindex"] {
+            for ext in ["log", "index", "timeindex", "txnindex"] {
                 match fs::remove_file(stem.with_extension(ext)) {
                     Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
                     _ => {}
@@ -540,6 +692,7 @@ impl PartitionLog {
                 .next()
                 .expect("the active segment remains");
             self.log_start_offset = self.log_start_offset.max(first);
+            self.prune_aborted();
             sync_dir(&self.dir)?;
         }
         Ok(doomed.len())
@@ -566,11 +719,18 @@ impl PartitionLog {
         for base in doomed {
             self.segments.remove(&base);
             let stem = self.dir.join(segment::file_stem(base));
-            for ext in ["log", "index", "timeindex"] {
+            for ext in ["log", "index", "timeindex", "txnindex"] {
                 let _ = fs::remove_file(stem.with_extension(ext));
             }
         }
+        self.prune_aborted();
         Ok(offset)
+    }
+
+    /// Forgets aborted transactions whose marker is below the log start.
+    fn prune_aborted(&mut self) {
+        let start = self.log_start_offset;
+        self.aborted.retain(|e| e.last_offset >= start);
     }
 
     /// Applies a new config to future appends and rolls.

@@ -3,6 +3,10 @@
 //! answered with its original offsets instead of being written twice; a gap in sequences is
 //! refused.
 //!
+//! Transactional producers (KIP-98) also have an ongoing transaction here: the offset of its
+//! first batch, until a COMMIT or ABORT marker ends it. The smallest such offset is the first
+//! unstable offset, which bounds the last stable offset that read_committed consumers see.
+//!
 //! Persisted as `<offset>.snapshot` files (state after every batch below `<offset>`),
 //! written when a segment rolls and at clean shutdown; recovery loads the newest snapshot
 //! and replays the batch headers after it, so retries across a restart still do not
@@ -16,7 +20,11 @@ use std::path::{Path, PathBuf};
 
 /// Batches remembered per producer: Kafka's producers keep at most five in flight.
 pub const BATCHES_PER_PRODUCER: usize = 5;
-const SNAPSHOT_MAGIC: &[u8; 8] = b"KLMMPS01";
+const SNAPSHOT_MAGIC: &[u8; 8] = b"KLMMPS02";
+/// The format before transactions: read, never written.
+const SNAPSHOT_MAGIC_V1: &[u8; 8] = b"KLMMPS01";
+/// `base_sequence` of batches the broker writes for a producer (markers, TxnOffsetCommit).
+pub const NO_SEQUENCE: i32 = -1;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchRecord {
@@ -31,6 +39,8 @@ pub struct ProducerEntry {
     pub epoch: i16,
     pub batches: VecDeque<BatchRecord>,
     pub last_timestamp_ms: i64,
+    /// First offset of the producer's ongoing transaction in this partition.
+    pub current_txn_first_offset: Option<i64>,
 }
 
 /// Why a batch from an idempotent producer is refused.
@@ -94,6 +104,16 @@ impl ProducerState {
     /// Decides what to do with a batch from an idempotent producer (`producer_id >= 0`).
     pub fn check(&self, header: &BatchHeader) -> Result<Check, ProducerError> {
         let first = header.base_sequence;
+        if first == NO_SEQUENCE && header.is_transactional() {
+            // The broker's own transactional write (TxnOffsetCommit): only the epoch counts.
+            return match self.producers.get(&header.producer_id) {
+                Some(e) if header.producer_epoch < e.epoch => Err(ProducerError::StaleEpoch {
+                    current: e.epoch,
+                    got: header.producer_epoch,
+                }),
+                _ => Ok(Check::Append),
+            };
+        }
         let Some(entry) = self.producers.get(&header.producer_id) else {
             return if first == 0 {
                 Ok(Check::Append)
@@ -149,23 +169,54 @@ impl ProducerState {
             entry.epoch = header.producer_epoch;
             entry.batches.clear();
         }
-        entry.batches.push_back(BatchRecord {
-            first_seq: header.base_sequence,
-            last_seq: last_seq(header),
-            base_offset,
-            last_offset,
-        });
-        while entry.batches.len() > BATCHES_PER_PRODUCER {
-            entry.batches.pop_front();
+        if header.base_sequence != NO_SEQUENCE {
+            entry.batches.push_back(BatchRecord {
+                first_seq: header.base_sequence,
+                last_seq: last_seq(header),
+                base_offset,
+                last_offset,
+            });
+            while entry.batches.len() > BATCHES_PER_PRODUCER {
+                entry.batches.pop_front();
+            }
+        }
+        if header.is_transactional() && entry.current_txn_first_offset.is_none() {
+            entry.current_txn_first_offset = Some(base_offset);
         }
         entry.last_timestamp_ms = entry.last_timestamp_ms.max(header.max_timestamp);
+    }
+
+    /// Ends the producer's ongoing transaction with a marker of `epoch` written at
+    /// `marker_offset`. Returns the transaction's first offset, if one was ongoing. A marker
+    /// of a newer epoch (the coordinator fenced the producer) makes that epoch current.
+    pub fn complete_txn(&mut self, producer_id: i64, epoch: i16, timestamp_ms: i64) -> Option<i64> {
+        self.dirty = true;
+        let entry = self.producers.entry(producer_id).or_default();
+        if epoch > entry.epoch {
+            entry.epoch = epoch;
+            entry.batches.clear();
+        }
+        entry.last_timestamp_ms = entry.last_timestamp_ms.max(timestamp_ms);
+        entry.current_txn_first_offset.take()
+    }
+
+    /// The first offset of the oldest ongoing transaction: the last stable offset cannot pass it.
+    pub fn first_unstable_offset(&self) -> Option<i64> {
+        self.producers
+            .values()
+            .filter_map(|e| e.current_txn_first_offset)
+            .min()
     }
 
     /// Forgets producers silent for longer than `expiration_ms` (`producer.id.expiration.ms`).
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
         let before = self.producers.len();
         self.producers
-            .retain(|_, e| e.last_timestamp_ms.saturating_add(expiration_ms) >= now_ms);
+            .retain(|_, e| {
+                // A producer inside a transaction stays until the coordinator ends it.
+                e.current_txn_first_offset.is_some()
+                    || e.last_timestamp_ms.saturating_add(expiration_ms) >= now_ms
+            });
         self.dirty |= self.producers.len() != before;
     }
 
@@ -198,6 +249,7 @@ impl ProducerState {
             b.extend_from_slice(&pid.to_be_bytes());
             b.extend_from_slice(&e.epoch.to_be_bytes());
             b.extend_from_slice(&e.last_timestamp_ms.to_be_bytes());
+            b.extend_from_slice(&e.current_txn_first_offset.unwrap_or(-1).to_be_bytes());
             b.push(e.batches.len() as u8);
             for r in &e.batches {
                 b.extend_from_slice(&r.first_seq.to_be_bytes());
@@ -214,11 +266,16 @@ impl ProducerState {
     /// Parses a snapshot; `None` if it is damaged (the caller then rebuilds from the log).
     fn decode(bytes: &[u8]) -> Option<ProducerState> {
         let (body, crc) = bytes.split_at(bytes.len().checked_sub(4)?);
-        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?)
-            || !body.starts_with(SNAPSHOT_MAGIC)
-        {
+        if crc32c::crc32c(body) != u32::from_be_bytes(crc.try_into().ok()?) {
             return None;
         }
+        let with_txn = if body.starts_with(SNAPSHOT_MAGIC) {
+            true
+        } else if body.starts_with(SNAPSHOT_MAGIC_V1) {
+            false
+        } else {
+            return None;
+        };
         let mut r = &body[SNAPSHOT_MAGIC.len()..];
         let mut take = |n: usize| -> Option<&[u8]> {
             if r.len() < n {
@@ -234,6 +291,11 @@ impl ProducerState {
             let pid = i64::from_be_bytes(take(8)?.try_into().ok()?);
             let epoch = i16::from_be_bytes(take(2)?.try_into().ok()?);
             let last_timestamp_ms = i64::from_be_bytes(take(8)?.try_into().ok()?);
+            let current_txn_first_offset = if with_txn {
+                Some(i64::from_be_bytes(take(8)?.try_into().ok()?)).filter(|o| *o >= 0)
+            } else {
+                None
+            };
             let n = take(1)?[0] as usize;
             let mut batches = VecDeque::with_capacity(n.min(BATCHES_PER_PRODUCER));
             for _ in 0..n {
@@ -250,6 +312,7 @@ impl ProducerState {
                     epoch,
                     batches,
                     last_timestamp_ms,
+                    current_txn_first_offset,
                 },
             );
         }

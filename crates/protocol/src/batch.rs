@@ -392,19 +392,63 @@ pub fn encode_key_values(
     records: &[(bytes::Bytes, Option<bytes::Bytes>)],
     timestamp_ms: i64,
 ) -> bytes::Bytes {
+    encode_batch(records, timestamp_ms, None, false)
+}
+
+/// Like [`encode_key_values`], as a transactional batch of producer `(id, epoch)` without a
+/// sequence (the broker's own transactional writes: TxnOffsetCommit).
+pub fn encode_txn_key_values(
+    records: &[(bytes::Bytes, Option<bytes::Bytes>)],
+    timestamp_ms: i64,
+    producer: (i64, i16),
+) -> bytes::Bytes {
+    encode_batch(records, timestamp_ms, Some(producer), false)
+}
+
+/// A control batch holding one end-transaction marker (COMMIT or ABORT) of producer
+/// `(id, epoch)`, in Kafka's control record schema.
+pub fn encode_marker_batch(
+    producer: (i64, i16),
+    commit: bool,
+    coordinator_epoch: i32,
+    timestamp_ms: i64,
+) -> bytes::Bytes {
+    let (key, value) = crate::txn_records::encode_marker(commit, coordinator_epoch);
+    encode_batch(&[(key, Some(value))], timestamp_ms, Some(producer), true)
+}
+
+/// For a control batch: `Some(true)` for a COMMIT marker, `Some(false)` for ABORT.
+pub fn marker_of(batch: &[u8]) -> Option<bool> {
+    let header = BatchHeader::parse(batch)?;
+    if !header.is_control() || header.compression_codec() != 0 {
+        return None;
+    }
+    let mut one = bytes::Bytes::copy_from_slice(batch.get(..header.total_bytes())?);
+    let set = kafka_protocol::records::RecordBatchDecoder::decode(&mut one).ok()?;
+    let key = set.records.first()?.key.clone()?;
+    crate::txn_records::marker_is_commit(&key)
+}
+
+fn encode_batch(
+    records: &[(bytes::Bytes, Option<bytes::Bytes>)],
+    timestamp_ms: i64,
+    producer: Option<(i64, i16)>,
+    control: bool,
+) -> bytes::Bytes {
     use kafka_protocol::records::{
         Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
     };
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
     let records: Vec<Record> = records
         .iter()
         .enumerate()
         .map(|(i, (key, value))| Record {
-            transactional: false,
-            control: false,
+            transactional: producer.is_some(),
+            control,
             delete_horizon: false,
             partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
+            producer_id,
+            producer_epoch,
             timestamp_type: TimestampType::Creation,
             offset: i as i64,
             sequence: -1,

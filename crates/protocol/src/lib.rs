@@ -18,6 +18,7 @@ pub mod frame;
 pub mod group_records;
 pub mod legacy;
 pub mod rewrite;
+pub mod txn_records;
 pub mod versions;
 
 pub use kafka_protocol;

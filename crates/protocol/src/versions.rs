@@ -63,6 +63,15 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::AlterConfigs, 0, 2),
     api(ApiKey::IncrementalAlterConfigs, 0, 1),
     api(ApiKey::DeleteRecords, 0, 2),
+    // Transactions (KIP-98), in the client forms: AddPartitionsToTxn v4+ is the
+    // broker-to-broker batch, and v4/v5 of these belong to KIP-890's second protocol.
+    api(ApiKey::AddPartitionsToTxn, 0, 3),
+    api(ApiKey::AddOffsetsToTxn, 0, 3),
+    api(ApiKey::EndTxn, 0, 3),
+    api(ApiKey::TxnOffsetCommit, 0, 3),
+    api(ApiKey::DescribeProducers, 0, 0),
+    api(ApiKey::ListTransactions, 0, 1),
+    api(ApiKey::DescribeTransactions, 0, 0),
 ];
 
 /// The table row for a raw api key, if Klamm implements that API.

@@ -1,4 +1,5 @@
-//! Fetch (v4–v12). Whole batches up to the high watermark, within `max_bytes` and each
+//! Fetch (v4–v12). Whole batches up to the high watermark (read_committed: the last stable
+//! offset, with the aborted transactions in the returned range), within `max_bytes` and each
 //! partition's `partition_max_bytes`, except that the first partition with data returns at
 //! least one whole batch (KIP-74). A long poll waits up to `max_wait_ms` for `min_bytes`,
 //! woken as soon as any high watermark moves. Fetch sessions are declined (session id 0),
@@ -7,8 +8,10 @@
 use super::Reply;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError;
-use kafka_protocol::messages::fetch_response::{FetchableTopicResponse, PartitionData};
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ResponseKind};
+use kafka_protocol::messages::fetch_response::{
+    AbortedTransaction, FetchableTopicResponse, PartitionData,
+};
+use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind};
 use klamm_log::LogError;
 use std::sync::Arc;
 use std::time::Duration;
@@ -103,26 +106,41 @@ fn build(broker: &Broker, request: &FetchRequest) -> (FetchResponse, bool) {
                 continue;
             };
             let max_bytes = budget.min(fp.partition_max_bytes.max(0) as u64);
-            match partition.read(fp.fetch_offset, max_bytes, total_bytes == 0) {
+            match partition.read_isolated(
+                fp.fetch_offset,
+                max_bytes,
+                total_bytes == 0,
+                read_committed,
+            ) {
                 Ok(read) => {
                     let n = read.records.len() as u64;
                     total_bytes += n;
                     budget = budget.saturating_sub(n);
+                    let aborted = read_committed.then(|| {
+                        read.aborted_transactions
+                            .iter()
+                            .map(|&(pid, first)| {
+                                AbortedTransaction::default()
+                                    .with_producer_id(ProducerId(pid))
+                                    .with_first_offset(first)
+                            })
+                            .collect()
+                    });
                     data = data
                         .with_high_watermark(read.high_watermark)
-                        .with_last_stable_offset(read.high_watermark)
+                        .with_last_stable_offset(read.last_stable_offset)
                         .with_log_start_offset(read.log_start_offset)
+                        .with_aborted_transactions(aborted)
                         .with_records(Some(read.records));
                 }
                 Err(LogError::OffsetOutOfRange {
                     log_start_offset, ..
                 }) => {
                     any_error = true;
-                    let hw = partition.high_watermark();
                     data = data
                         .with_error_code(ResponseError::OffsetOutOfRange.code())
-                        .with_high_watermark(hw)
-                        .with_last_stable_offset(hw)
+                        .with_high_watermark(partition.high_watermark())
+                        .with_last_stable_offset(partition.last_stable_offset())
                         .with_log_start_offset(log_start_offset);
                 }
                 Err(LogError::Io(e)) => {

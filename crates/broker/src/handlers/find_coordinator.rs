@@ -1,5 +1,5 @@
-//! FindCoordinator (v0–v6): this broker coordinates every group. Transaction coordinators
-//! (key type 1) are not available until transactions exist.
+//! FindCoordinator (v0–v6): this broker coordinates every group (key type 0) and every
+//! transactional id (key type 1). The internal topic behind each is created on first ask.
 
 use super::Reply;
 use crate::connection::ConnectionInfo;
@@ -13,6 +13,7 @@ use kafka_protocol::protocol::StrBytes;
 use std::sync::Arc;
 
 const KEY_TYPE_GROUP: i8 = 0;
+const KEY_TYPE_TRANSACTION: i8 = 1;
 /// v4 replaced the single key with a batch of keys.
 const BATCHED_MIN_VERSION: i16 = 4;
 
@@ -30,8 +31,13 @@ pub fn handle(
             tracing::error!(error = %e.message, "cannot create __consumer_offsets");
             ResponseError::CoordinatorNotAvailable
         })
+    } else if request.key_type == KEY_TYPE_TRANSACTION {
+        crate::txn::transaction_topic(broker).err().map(|e| {
+            tracing::error!(error = %e.message, "cannot create __transaction_state");
+            ResponseError::CoordinatorNotAvailable
+        })
     } else {
-        Some(ResponseError::CoordinatorNotAvailable)
+        Some(ResponseError::InvalidRequest)
     };
     let code = error.map_or(0, |e| e.code());
     let (node, host, port) = if code == 0 {

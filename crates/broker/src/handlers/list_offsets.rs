@@ -27,6 +27,8 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -
     } else {
         -1
     };
+    // read_committed consumers see up to the last stable offset.
+    let committed = request.isolation_level == 1;
     let topics = request
         .topics
         .into_iter()
@@ -43,7 +45,7 @@ pub fn handle(broker: &Arc<Broker>, request: ListOffsetsRequest, version: i16) -
                         .with_leader_epoch(-1);
                     match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                         None => resp.with_error_code(ResponseError::UnknownTopicOrPartition.code()),
-                        Some(partition) => lookup(partition, p.timestamp, epoch, resp),
+                        Some(partition) => lookup(partition, p.timestamp, epoch, committed, resp),
                     }
                 })
                 .collect();
@@ -61,9 +63,14 @@ fn lookup(
     partition: &Partition,
     timestamp: i64,
     epoch: i32,
+    read_committed: bool,
     resp: ListOffsetsPartitionResponse,
 ) -> ListOffsetsPartitionResponse {
-    let hw = partition.high_watermark();
+    let hw = if read_committed {
+        partition.last_stable_offset()
+    } else {
+        partition.high_watermark()
+    };
     let log = partition.log();
     let found: std::io::Result<Option<(i64, i64)>> = match timestamp {
         LATEST => Ok(Some((hw, -1))),

@@ -6,6 +6,8 @@
 //! must wait (an fsync, a long-poll) is a future, so the connection keeps request order
 //! without blocking its reader.
 
+mod add_offsets_to_txn;
+mod add_partitions_to_txn;
 mod alter_configs;
 mod api_versions;
 mod create_partitions;
@@ -16,6 +18,9 @@ mod delete_topics;
 mod describe_cluster;
 mod describe_configs;
 mod describe_groups;
+mod describe_producers;
+mod describe_transactions;
+mod end_txn;
 mod fetch;
 mod find_coordinator;
 mod heartbeat;
@@ -25,6 +30,7 @@ mod join_group;
 mod leave_group;
 mod list_groups;
 mod list_offsets;
+mod list_transactions;
 mod metadata;
 mod offset_commit;
 mod offset_delete;
@@ -32,6 +38,7 @@ mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
 mod sync_group;
+mod txn_offset_commit;
 
 use crate::connection::ConnectionInfo;
 use crate::state::Broker;
@@ -201,6 +208,18 @@ fn error_codes(body: &ResponseKind) -> Vec<i16> {
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect(),
         ResponseKind::InitProducerId(r) => vec![r.error_code],
+        ResponseKind::EndTxn(r) => vec![r.error_code],
+        ResponseKind::AddOffsetsToTxn(r) => vec![r.error_code],
+        ResponseKind::AddPartitionsToTxn(r) => r
+            .results_by_topic_v3_and_below
+            .iter()
+            .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code))
+            .collect(),
+        ResponseKind::TxnOffsetCommit(r) => r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect(),
         ResponseKind::FindCoordinator(r) => r
             .coordinators
             .iter()
@@ -252,7 +271,7 @@ fn route(
         RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, info),
         RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, v),
         RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r),
-        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r),
+        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r, v),
         RequestKind::AlterConfigs(r) => alter_configs::handle(broker, r),
         RequestKind::DeleteRecords(r) => delete_records::handle(broker, r),
         RequestKind::IncrementalAlterConfigs(r) => incremental_alter_configs::handle(broker, r),
@@ -267,6 +286,13 @@ fn route(
         RequestKind::ListGroups(r) => list_groups::handle(broker, r),
         RequestKind::DeleteGroups(r) => delete_groups::handle(broker, r),
         RequestKind::OffsetDelete(r) => offset_delete::handle(broker, r),
+        RequestKind::AddPartitionsToTxn(r) => add_partitions_to_txn::handle(broker, r, v),
+        RequestKind::AddOffsetsToTxn(r) => add_offsets_to_txn::handle(broker, r, v),
+        RequestKind::EndTxn(r) => end_txn::handle(broker, r, v),
+        RequestKind::TxnOffsetCommit(r) => txn_offset_commit::handle(broker, r),
+        RequestKind::DescribeProducers(r) => describe_producers::handle(broker, r),
+        RequestKind::ListTransactions(r) => list_transactions::handle(broker, r),
+        RequestKind::DescribeTransactions(r) => describe_transactions::handle(broker, r),
         other => {
             // The version table admitted an API with no handler: a bug in the table.
             return Err(close(format!("no handler for {:?}", api_key_of(&other))));

@@ -32,6 +32,7 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Re
     let valid_acks = matches!(acks, -1..=1);
     let mut waits = Vec::new();
     let mut responses = Vec::with_capacity(request.topic_data.len());
+    let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
     for topic_data in request.topic_data {
         let name = topic_data.name.0.as_str().to_string();
         let topic = broker.get_or_auto_create(&name);
@@ -40,7 +41,14 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Re
             .into_iter()
             .map(|pd| {
                 let (resp, wait) = if valid_acks {
-                    append_one(&topic, pd.index, pd.records, version)
+                    append_one(
+                        broker,
+                        &topic,
+                        pd.index,
+                        pd.records,
+                        version,
+                        transactional_id.as_deref(),
+                    )
                 } else {
                     (
                         error(pd.index, ResponseError::InvalidRequiredAcks, None),
@@ -81,10 +89,12 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Re
 }
 
 fn append_one(
+    broker: &Broker,
     topic: &Result<Arc<Topic>, AdminError>,
     index: i32,
     records: Option<Bytes>,
     version: i16,
+    transactional_id: Option<&str>,
 ) -> Appended {
     let topic = match topic {
         Ok(t) => t,
@@ -115,6 +125,23 @@ fn append_one(
     let (records, batches) = match recompress(&topic.settings.compression_type, records, batches) {
         Ok(r) => r,
         Err(e) => return (error(index, e.kafka_error(), Some(e.to_string())), None),
+    };
+    // Transactional data only into a partition of the producer's ongoing transaction; the
+    // coordinator stays locked through the append so no marker can slip in between.
+    let _txn = match batches.iter().find(|(h, _)| h.is_transactional()) {
+        None => None,
+        Some((h, _)) => match broker.txns.verify_produce(
+            transactional_id,
+            (h.producer_id, h.producer_epoch),
+            (&topic.name, index),
+        ) {
+            Ok(guard) => Some(guard),
+            Err(code) => {
+                tracing::debug!(topic = %topic.name, partition = index, code, "transactional batch refused");
+                let e = ResponseError::try_from_code(code).unwrap_or(ResponseError::InvalidTxnState);
+                return (error(index, e, None), None);
+            }
+        },
     };
     match partition.append(&records, &batches, now_ms(), log_append_time) {
         Ok(info) => {

@@ -1,0 +1,316 @@
+//! The driver of the transaction coordinator: runs the pure state machine of
+//! `klamm_coordinator::txn`, appends its records to `__transaction_state` (created on first
+//! use with `transaction.state.log.num.partitions`), writes the COMMIT/ABORT markers to the
+//! partitions of a transaction once its Prepare record is durable, ticks timeouts, and replays
+//! the topic at start-up (completing transactions that were being prepared at a crash).
+//!
+//! Lock order: this driver's mutex, then the group coordinator's, then a partition's log.
+//! The mutex is held while a transactional produce is verified and appended, so a marker can
+//! never be written between the check and the append. Never held across an `.await`.
+
+use crate::partition::Partition;
+use crate::state::{now_ms, AdminError, Broker, Topic};
+use bytes::Bytes;
+use klamm_coordinator::txn::errors;
+use klamm_coordinator::{Markers, TxnConfig, TxnCoordinator, TxnEffects};
+use klamm_protocol::batch::{self, ProduceLimits};
+use klamm_protocol::group_records::partition_for_group;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+pub const TXN_TOPIC: &str = "__transaction_state";
+/// How often transaction timers are looked at (the coordinator applies its own intervals).
+const TICK_MS: u64 = 100;
+const REPLAY_READ_BYTES: u64 = 4 << 20;
+
+/// Appends that a response (or the next step) must see durable: `(partition, last offset)`.
+pub type Waits = Vec<(Arc<Partition>, i64)>;
+
+pub struct TxnDriver {
+    inner: Mutex<TxnCoordinator>,
+}
+
+pub fn txn_config(broker_config: &klamm_config::Config) -> TxnConfig {
+    let int = |key: &str, default: i64| {
+        broker_config
+            .get(key)
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(default)
+    };
+    let d = TxnConfig::default();
+    TxnConfig {
+        max_timeout_ms: int("transaction.max.timeout.ms", d.max_timeout_ms as i64)
+            .clamp(1, i32::MAX as i64) as i32,
+        id_expiration_ms: int("transactional.id.expiration.ms", d.id_expiration_ms),
+        abort_check_interval_ms: int(
+            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
+            d.abort_check_interval_ms,
+        ),
+        expiry_check_interval_ms: int(
+            "transaction.remove.expired.transaction.cleanup.interval.ms",
+            d.expiry_check_interval_ms,
+        ),
+    }
+}
+
+/// `__transaction_state`, created on first use (as Kafka does).
+pub fn transaction_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
+    if let Some(t) = broker.topic(TXN_TOPIC) {
+        return Ok(t);
+    }
+    let get = |key: &str, default: &str| broker.config.get(key).unwrap_or(default).to_string();
+    let partitions = get("transaction.state.log.num.partitions", "50")
+        .parse()
+        .unwrap_or(50);
+    let configs = vec![
+        ("cleanup.policy".to_string(), Some("compact".to_string())),
+        (
+            "segment.bytes".to_string(),
+            Some(get("transaction.state.log.segment.bytes", "104857600")),
+        ),
+    ];
+    match broker.create_topic(TXN_TOPIC, partitions, 1, &configs) {
+        Ok(t) => Ok(t),
+        Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
+            broker.topic(TXN_TOPIC).ok_or(e)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// PRODUCER_FENCED as clients older than `fenced_since` know it: INVALID_PRODUCER_EPOCH.
+pub fn for_version(code: i16, version: i16, fenced_since: i16) -> i16 {
+    if code == errors::PRODUCER_FENCED && version < fenced_since {
+        errors::INVALID_PRODUCER_EPOCH
+    } else {
+        code
+    }
+}
+
+impl TxnDriver {
+    pub fn new(config: TxnConfig) -> TxnDriver {
+        TxnDriver {
+            inner: Mutex::new(TxnCoordinator::new(config)),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, TxnCoordinator> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Runs `f` on the state machine and appends its records. Returns the answer, the
+    /// appends to wait for, and the transactions to complete once those are durable
+    /// (hand both to [`finish`]).
+    pub fn with<R>(
+        &self,
+        broker: &Broker,
+        f: impl FnOnce(&mut TxnCoordinator) -> (R, TxnEffects),
+    ) -> (R, Waits, Vec<String>) {
+        let mut inner = self.lock();
+        let (r, effects) = f(&mut inner);
+        let waits = append_records(broker, effects.records);
+        (r, waits, effects.complete)
+    }
+
+    /// Rebuilds the state from `__transaction_state`, if it exists. Called before the
+    /// listeners bind; [`recover`] then completes what was being prepared.
+    pub fn replay(&self, broker: &Broker) -> anyhow::Result<()> {
+        let Some(topic) = broker.topic(TXN_TOPIC) else {
+            return Ok(());
+        };
+        let mut inner = self.lock();
+        let (mut records, mut skipped) = (0u64, 0u64);
+        for p in &topic.partitions {
+            let mut at = p.log().log_start_offset();
+            loop {
+                let read = p.read(at, REPLAY_READ_BYTES, true)?;
+                if read.records.is_empty() {
+                    break;
+                }
+                for (_, h) in batch::headers(&read.records) {
+                    at = h.last_offset() + 1;
+                }
+                for (key, value) in batch::decode_key_values(&read.records)? {
+                    let Some(key) = key else { continue };
+                    records += 1;
+                    if let Err(e) = inner.replay(key, value) {
+                        skipped += 1;
+                        tracing::warn!(partition = p.index, error = %e, "skipping unreadable __transaction_state record");
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            records,
+            skipped,
+            transactional_ids = inner.all().count(),
+            preparing = inner.preparing().len(),
+            "transactions loaded"
+        );
+        Ok(())
+    }
+
+    /// Verifies a transactional produce to `(topic, partition)` and returns the guard to
+    /// hold while appending it (see the module doc).
+    pub fn verify_produce(
+        &self,
+        transactional_id: Option<&str>,
+        producer: (i64, i16),
+        partition: (&str, i32),
+    ) -> Result<MutexGuard<'_, TxnCoordinator>, i16> {
+        let Some(id) = transactional_id else {
+            return Err(errors::INVALID_TXN_STATE);
+        };
+        let inner = self.lock();
+        inner.verify(id, producer.0, producer.1, partition)?;
+        Ok(inner)
+    }
+}
+
+/// Appends `__transaction_state` records, each to its transactional id's partition.
+fn append_records(broker: &Broker, records: Vec<klamm_coordinator::TxnRecord>) -> Waits {
+    if records.is_empty() {
+        return Vec::new();
+    }
+    let topic = match transaction_topic(broker) {
+        Ok(t) => t,
+        Err(e) => {
+            tracing::error!(error = %e.message, "cannot create __transaction_state; transaction state is not persisted");
+            return Vec::new();
+        }
+    };
+    let mut by_partition: BTreeMap<i32, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
+    for r in records {
+        let p = partition_for_group(&r.transactional_id, topic.partitions.len() as i32);
+        by_partition.entry(p).or_default().push((r.key, r.value));
+    }
+    let mut waits = Vec::new();
+    for (index, records) in by_partition {
+        let Some(partition) = topic.partition(index) else {
+            continue;
+        };
+        let now = now_ms();
+        let bytes = batch::encode_key_values(&records, now);
+        let limits = ProduceLimits {
+            max_batch_bytes: usize::MAX,
+            produce_version: i16::MAX,
+        };
+        let appended = batch::validate_produce(&bytes, limits)
+            .map_err(|e| e.to_string())
+            .and_then(|batches| {
+                partition
+                    .append(&bytes, &batches, now, false)
+                    .map_err(|e| e.to_string())
+            });
+        match appended {
+            Ok(info) => waits.push((partition.clone(), info.last_offset)),
+            Err(e) => {
+                tracing::error!(partition = index, error = %e, "cannot append to __transaction_state")
+            }
+        }
+    }
+    waits
+}
+
+/// Waits until every append is visible (durable under `log.flush.policy=always`).
+pub async fn wait_all(waits: Waits) {
+    for (partition, last) in waits {
+        partition.wait_visible(last).await;
+    }
+}
+
+/// Once `waits` are durable, completes each transaction in `complete`: writes its markers
+/// and its Complete record, and waits for those too.
+pub fn finish(
+    broker: Arc<Broker>,
+    waits: Waits,
+    complete: Vec<String>,
+) -> impl Future<Output = ()> + Send {
+    async move {
+        wait_all(waits).await;
+        let mut more = Vec::new();
+        for id in complete {
+            more.extend(complete_one(&broker, &id));
+        }
+        wait_all(more).await;
+    }
+}
+
+/// The second step of ending a transaction (its Prepare record is durable).
+fn complete_one(broker: &Broker, id: &str) -> Waits {
+    let mut inner = broker.txns.lock();
+    let Some((markers, effects)) = inner.complete(id, now_ms()) else {
+        return Vec::new();
+    };
+    let mut waits = write_markers(broker, &markers);
+    waits.extend(append_records(broker, effects.records));
+    tracing::debug!(
+        transactional_id = id,
+        commit = markers.commit,
+        partitions = markers.partitions.len(),
+        "transaction completed"
+    );
+    waits
+}
+
+/// One control batch per partition of the transaction. A marker that reaches
+/// `__consumer_offsets` also settles the producer's pending offsets.
+fn write_markers(broker: &Broker, markers: &Markers) -> Waits {
+    let producer = (markers.producer_id, markers.producer_epoch);
+    let now = now_ms();
+    let mut waits = Vec::new();
+    for (topic_name, index) in &markers.partitions {
+        let Some(partition) = broker
+            .topic(topic_name)
+            .and_then(|t| t.partition(*index).cloned())
+        else {
+            tracing::warn!(topic = %topic_name, partition = index, "transaction marker skipped: partition is gone");
+            continue;
+        };
+        match partition.append_marker(producer, markers.commit, now) {
+            Ok(offset) => waits.push((partition.clone(), offset)),
+            Err(e) => {
+                // The transaction stays unfinished in this partition (its LSO is held back)
+                // until a restart replays the Prepare record and writes the marker again.
+                tracing::error!(topic = %topic_name, partition = index, error = %e, "cannot write transaction marker");
+            }
+        }
+        if topic_name == crate::groups::OFFSETS_TOPIC {
+            broker.groups.with(broker, |c| {
+                c.end_txn(markers.producer_id, markers.commit, now);
+                ((), Default::default())
+            });
+        }
+    }
+    waits
+}
+
+/// After a restart: completes the transactions whose Prepare record was durable.
+pub fn recover(broker: &Arc<Broker>) {
+    let preparing = broker.txns.lock().preparing();
+    if preparing.is_empty() {
+        return;
+    }
+    tracing::info!(
+        transactions = preparing.len(),
+        "completing transactions prepared before the restart"
+    );
+    tokio::spawn(finish(broker.clone(), Vec::new(), preparing));
+}
+
+/// Ticks transaction timeouts and id expiry until the process ends.
+pub async fn run_ticker(broker: Arc<Broker>) {
+    recover(&broker);
+    let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        tick.tick().await;
+        let (_, waits, complete) = broker.txns.with(&broker, |c| ((), c.tick(now_ms())));
+        if !complete.is_empty() {
+            tracing::info!(transactions = ?complete, "aborting timed-out transactions");
+            tokio::spawn(finish(broker.clone(), waits, complete));
+        }
+    }
+}
