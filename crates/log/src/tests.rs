@@ -297,3 +297,63 @@ fn delete_records_moves_the_start_durably() {
     let (log, _) = PartitionLog::open(&pdir, small_config(), false).unwrap();
     assert_eq!(log.log_start_offset(), 50);
 }
+
+fn txn_batch(pid: i64, epoch: i16, seq: i32, records: i32) -> Vec<u8> {
+    let mut b = build_test_batch(records, 10, 1);
+    b[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
+    b[43..51].copy_from_slice(&pid.to_be_bytes());
+    b[51..53].copy_from_slice(&epoch.to_be_bytes());
+    b[53..57].copy_from_slice(&seq.to_be_bytes());
+    let crc = batch::compute_crc(&b);
+    b[17..21].copy_from_slice(&crc.to_be_bytes());
+    b
+}
+
+#[test]
+fn markers_stable_offset_and_aborted_index_survive_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+    // Producer 1 commits [0, 2], producer 2 aborts [3, 5] around a plain batch at 6.
+    append_bytes(&mut log, &txn_batch(1, 0, 0, 3)).unwrap();
+    assert_eq!(log.first_unstable_offset(), Some(0));
+    append_bytes(&mut log, &txn_batch(2, 0, 0, 3)).unwrap();
+    append(&mut log, 1, 1);
+    assert_eq!(log.append_marker((1, 0), true, 0, 2, 0).unwrap(), 7);
+    // Producer 2's transaction still holds the stable offset.
+    assert_eq!(log.first_unstable_offset(), Some(3));
+    assert_eq!(log.append_marker((2, 0), false, 0, 2, 0).unwrap(), 8);
+    assert_eq!(log.first_unstable_offset(), None);
+    assert_eq!(log.aborted_transactions(0, 9), vec![(2, 3)]);
+    assert_eq!(log.aborted_transactions(9, 20), vec![]);
+    // A marker is a control batch with Kafka's marker record.
+    let read = log.read(7, 9, 1 << 20, true).unwrap();
+    let markers: Vec<Option<bool>> = batch::headers(&read)
+        .map(|(pos, h)| batch::marker_of(&read[pos..pos + h.total_bytes()]))
+        .collect();
+    assert_eq!(markers, vec![Some(true), Some(false)]);
+    // Producer 3 leaves a transaction open; then the broker crashes (no close).
+    append_bytes(&mut log, &txn_batch(3, 0, 0, 2)).unwrap();
+    drop(log);
+    let _ = std::fs::remove_file(txn_index::path(&pdir, 0));
+    let (log, _) = PartitionLog::open(&pdir, small_config(), false).unwrap();
+    assert_eq!(log.aborted_transactions(0, 20), vec![(2, 3)]);
+    assert_eq!(log.first_unstable_offset(), Some(9));
+    assert!(txn_index::path(&pdir, 0).exists(), "the index is rebuilt");
+    // A fenced producer's marker bumps its epoch: the zombie's next batch is refused.
+    let mut log = log;
+    log.append_marker((3, 1), false, 0, 3, 0).unwrap();
+    assert_eq!(log.aborted_transactions(11, 20), vec![(3, 9)]);
+    assert!(matches!(
+        append_bytes(&mut log, &txn_batch(3, 0, 2, 1)),
+        Err(AppendError::Producer(
+            producer_state::ProducerError::StaleEpoch { .. }
+        ))
+    ));
+    // A clean close and reopen keeps everything.
+    log.close().unwrap();
+    drop(log);
+    let (log, _) = PartitionLog::open(&pdir, small_config(), true).unwrap();
+    assert_eq!(log.aborted_transactions(0, 20), vec![(2, 3), (3, 9)]);
+    assert_eq!(log.first_unstable_offset(), None);
+}
