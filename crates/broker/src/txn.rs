@@ -222,7 +222,10 @@ pub async fn wait_all(waits: Waits) {
 }
 
 /// Once `waits` are durable, completes each transaction in `complete`: writes its markers
-/// and its Complete record, and waits for those too.
+/// and its Complete record. Those become durable through the flusher like any append; not
+/// waiting for them is safe because the durable Prepare record already decides the outcome
+/// (a crash before they are durable completes the transaction again at start-up, as Kafka
+/// does), and readers only see them once they are durable.
 pub fn finish(
     broker: Arc<Broker>,
     waits: Waits,
@@ -230,37 +233,33 @@ pub fn finish(
 ) -> impl Future<Output = ()> + Send {
     async move {
         wait_all(waits).await;
-        let mut more = Vec::new();
         for id in complete {
-            more.extend(complete_one(&broker, &id));
+            complete_one(&broker, &id);
         }
-        wait_all(more).await;
     }
 }
 
 /// The second step of ending a transaction (its Prepare record is durable).
-fn complete_one(broker: &Broker, id: &str) -> Waits {
+fn complete_one(broker: &Broker, id: &str) {
     let mut inner = broker.txns.lock();
     let Some((markers, effects)) = inner.complete(id, now_ms()) else {
-        return Vec::new();
+        return;
     };
-    let mut waits = write_markers(broker, &markers);
-    waits.extend(append_records(broker, effects.records));
+    write_markers(broker, &markers);
+    append_records(broker, effects.records);
     tracing::debug!(
         transactional_id = id,
         commit = markers.commit,
         partitions = markers.partitions.len(),
         "transaction completed"
     );
-    waits
 }
 
 /// One control batch per partition of the transaction. A marker that reaches
 /// `__consumer_offsets` also settles the producer's pending offsets.
-fn write_markers(broker: &Broker, markers: &Markers) -> Waits {
+fn write_markers(broker: &Broker, markers: &Markers) {
     let producer = (markers.producer_id, markers.producer_epoch);
     let now = now_ms();
-    let mut waits = Vec::new();
     for (topic_name, index) in &markers.partitions {
         let Some(partition) = broker
             .topic(topic_name)
@@ -269,13 +268,10 @@ fn write_markers(broker: &Broker, markers: &Markers) -> Waits {
             tracing::warn!(topic = %topic_name, partition = index, "transaction marker skipped: partition is gone");
             continue;
         };
-        match partition.append_marker(producer, markers.commit, now) {
-            Ok(offset) => waits.push((partition.clone(), offset)),
-            Err(e) => {
-                // The transaction stays unfinished in this partition (its LSO is held back)
-                // until a restart replays the Prepare record and writes the marker again.
-                tracing::error!(topic = %topic_name, partition = index, error = %e, "cannot write transaction marker");
-            }
+        if let Err(e) = partition.append_marker(producer, markers.commit, now) {
+            // The transaction stays unfinished in this partition (its LSO is held back)
+            // until a restart replays the Prepare record and writes the marker again.
+            tracing::error!(topic = %topic_name, partition = index, error = %e, "cannot write transaction marker");
         }
         if topic_name == crate::groups::OFFSETS_TOPIC {
             broker.groups.with(broker, |c| {
@@ -284,7 +280,6 @@ fn write_markers(broker: &Broker, markers: &Markers) -> Waits {
             });
         }
     }
-    waits
 }
 
 /// After a restart: completes the transactions whose Prepare record was durable.

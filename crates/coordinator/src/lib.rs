@@ -386,12 +386,11 @@ impl Coordinator {
         }
     }
 
-    /// Whether a group has offsets waiting on a transaction (OffsetFetch with
+    /// Whether a partition's offset for the group waits on a transaction (OffsetFetch with
     /// `require_stable` then answers UNSTABLE_OFFSET_COMMIT).
-    pub fn has_pending_txn_offsets(&self, group_id: &str) -> bool {
-        self.pending_txn_offsets
-            .values()
-            .any(|m| m.keys().any(|(g, _, _)| g == group_id))
+    pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
+        let key = (group_id.to_string(), topic.to_string(), partition);
+        self.pending_txn_offsets.values().any(|m| m.contains_key(&key))
     }
 
     /// Replays a record of a transactional batch of `producer_id` at start-up.

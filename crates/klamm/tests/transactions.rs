@@ -219,6 +219,19 @@ fn log_end(raw: &mut RawConn, topic: &str) -> i64 {
     raw.list_offset(topic, 0, -1).offset
 }
 
+/// The high watermark once it reaches `want` (markers become visible after their fsync,
+/// which the EndTxn answer does not wait for).
+fn log_end_reaches(raw: &mut RawConn, topic: &str, want: i64) -> i64 {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let end = log_end(raw, topic);
+        if end >= want || std::time::Instant::now() > deadline {
+            return end;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[test]
 fn bad_transactional_input_gets_kafkas_errors_and_writes_nothing() {
     let b = Broker::start();
@@ -267,7 +280,7 @@ fn bad_transactional_input_gets_kafkas_errors_and_writes_nothing() {
     let (pid2, epoch2, code) = init(&mut raw, "tx");
     assert_eq!((pid2, code), (pid, 0));
     assert!(epoch2 > epoch);
-    let end = log_end(&mut raw, "bad");
+    let end = log_end_reaches(&mut raw, "bad", 3);
     assert_eq!(end, 3, "two records and the ABORT marker");
     // The zombie gets PRODUCER_FENCED (INVALID_PRODUCER_EPOCH before v2) and writes nothing.
     assert_eq!(
@@ -292,7 +305,7 @@ fn bad_transactional_input_gets_kafkas_errors_and_writes_nothing() {
         0
     );
     assert_eq!(end_txn(&mut raw, "tx", pid2, epoch2, true), 0);
-    assert_eq!(log_end(&mut raw, "bad"), end + 2);
+    assert_eq!(log_end_reaches(&mut raw, "bad", end + 2), end + 2);
     let _ = OPERATION_NOT_ATTEMPTED;
 
     // Admin visibility.

@@ -1,7 +1,9 @@
 //! EndTxn (v0–v3): commits or aborts the producer's transaction. The PrepareCommit /
-//! PrepareAbort record is made durable first, then the markers are written to every
-//! partition of the transaction and the Complete record appended; the answer waits for all
-//! of it, so the producer's next transaction never meets CONCURRENT_TRANSACTIONS.
+//! PrepareAbort record is made durable first (from then on the outcome survives a crash),
+//! then the markers are appended to every partition of the transaction and the Complete
+//! record to `__transaction_state`, and only then does the answer go out, so the producer's
+//! next transaction never meets CONCURRENT_TRANSACTIONS. Readers see the markers once they
+//! are durable.
 
 use super::Reply;
 use crate::state::{now_ms, Broker};

@@ -1,6 +1,7 @@
 //! OffsetFetch (v1–v8): committed offsets of one group (v1–v7) or several (v8), for the
-//! listed partitions or (topics null) all of them. `require_stable` has nothing to wait for
-//! until transactional offset commits exist.
+//! listed partitions or (topics null) all of them. With `require_stable` (v7+), a partition
+//! whose offset waits on an open transaction answers UNSTABLE_OFFSET_COMMIT (the consumer
+//! retries until the transaction ends).
 
 use super::Reply;
 use crate::state::Broker;
@@ -16,17 +17,26 @@ use std::sync::Arc;
 
 const MULTI_GROUP_MIN_VERSION: i16 = 8;
 
-type Rows = BTreeMap<String, Vec<(i32, Option<CommittedOffset>)>>;
+/// Per topic: `(partition, committed offset, error code)`.
+type Rows = BTreeMap<String, Vec<(i32, Option<CommittedOffset>, i16)>>;
 
-fn fetch(broker: &Broker, group: &str, wanted: Option<Vec<(String, i32)>>) -> Rows {
-    let found = broker
-        .groups
-        .read(|c| c.fetch_offsets(group, wanted.as_deref()));
-    let mut rows: Rows = BTreeMap::new();
-    for (topic, p, v) in found {
-        rows.entry(topic).or_default().push((p, v));
-    }
-    rows
+const UNSTABLE_OFFSET_COMMIT: i16 = 88;
+
+fn fetch(
+    broker: &Broker,
+    group: &str,
+    wanted: Option<Vec<(String, i32)>>,
+    require_stable: bool,
+) -> Rows {
+    broker.groups.read(|c| {
+        let mut rows: Rows = BTreeMap::new();
+        for (topic, p, v) in c.fetch_offsets(group, wanted.as_deref()) {
+            let unstable = require_stable && c.has_pending_txn_offset(group, &topic, p);
+            let code = if unstable { UNSTABLE_OFFSET_COMMIT } else { 0 };
+            rows.entry(topic).or_default().push((p, v, code));
+        }
+        rows
+    })
 }
 
 fn metadata(v: &Option<CommittedOffset>) -> (i64, i32, Option<StrBytes>) {
@@ -55,14 +65,15 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
                         })
                         .collect()
                 });
-                let topics = fetch(broker, g.group_id.0.as_str(), wanted)
+                let topics = fetch(broker, g.group_id.0.as_str(), wanted, request.require_stable)
                     .into_iter()
                     .map(|(name, parts)| {
                         let partitions = parts
                             .iter()
-                            .map(|(p, v)| {
+                            .map(|(p, v, code)| {
                                 let (offset, epoch, meta) = metadata(v);
                                 OffsetFetchResponsePartitions::default()
+                                    .with_error_code(*code)
                                     .with_partition_index(*p)
                                     .with_committed_offset(offset)
                                     .with_committed_leader_epoch(epoch)
@@ -92,14 +103,20 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
             })
             .collect()
     });
-    let topics = fetch(broker, request.group_id.0.as_str(), wanted)
+    let topics = fetch(
+        broker,
+        request.group_id.0.as_str(),
+        wanted,
+        request.require_stable,
+    )
         .into_iter()
         .map(|(name, parts)| {
             let partitions = parts
                 .iter()
-                .map(|(p, v)| {
+                .map(|(p, v, code)| {
                     let (offset, epoch, meta) = metadata(v);
                     OffsetFetchResponsePartition::default()
+                        .with_error_code(*code)
                         .with_partition_index(*p)
                         .with_committed_offset(offset)
                         .with_committed_leader_epoch(epoch)
