@@ -438,11 +438,12 @@ def test_confluent_idempotent_producer_under_dropped_responses(broker_factory):
             if i % 100 == 0:
                 p.poll(0)
         assert p.flush(60) == 0
+        assert proxy.dropped > 0
+        assert len(acked) == 2000
+        # Read back through the proxy too: the broker advertises it.
+        _check_exactly_once_in_order(broker.bootstrap, topic, acked)
     finally:
         proxy.close()
-    assert proxy.dropped > 0
-    assert len(acked) == 2000
-    _check_exactly_once_in_order(broker.bootstrap, topic, acked)
 
 
 def test_aiokafka_idempotent_producer_under_dropped_responses(broker_factory):
@@ -478,11 +479,11 @@ def test_aiokafka_idempotent_producer_under_dropped_responses(broker_factory):
 
     try:
         acked = asyncio.run(asyncio.wait_for(run(), 120))
+        assert proxy.dropped > 0
+        assert len(acked) == 1000
+        _check_exactly_once_in_order(broker.bootstrap, topic, acked)
     finally:
         proxy.close()
-    assert proxy.dropped > 0
-    assert len(acked) == 1000
-    _check_exactly_once_in_order(broker.bootstrap, topic, acked)
 
 
 def test_idempotent_producer_across_kill(broker):
