@@ -516,3 +516,42 @@ def test_idempotent_producer_across_kill(broker):
     assert p.flush(60) == 0
     assert not failed
     _check_exactly_once_in_order(broker.bootstrap, topic, acked)
+
+
+def test_aiokafka_idempotent_producer_across_kill(broker):
+    from aiokafka import AIOKafkaProducer
+
+    topic = f"idem-aio-kill-{uuid.uuid4().hex[:6]}"
+    create_topic(broker.bootstrap, topic, 1)
+
+    async def run():
+        p = AIOKafkaProducer(
+            bootstrap_servers=broker.bootstrap,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=2,
+            request_timeout_ms=10000,
+            retry_backoff_ms=100,
+        )
+        await p.start()
+        acked = []
+        try:
+            for chunk in range(20):
+                futs = [
+                    await p.send(topic, value=b"%06d" % (chunk * 50 + i), partition=0)
+                    for i in range(50)
+                ]
+                if chunk == 10:
+                    # Crash with batches in flight; the producer retries them.
+                    broker.kill()
+                    broker.start()
+                for i, f in enumerate(futs):
+                    await f
+                    acked.append(b"%06d" % (chunk * 50 + i))
+        finally:
+            await p.stop()
+        return acked
+
+    acked = asyncio.run(asyncio.wait_for(run(), 120))
+    assert len(acked) == 1000
+    _check_exactly_once_in_order(broker.bootstrap, topic, acked)
