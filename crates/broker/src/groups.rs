@@ -266,7 +266,10 @@ fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
     let count = topic.partitions.len() as i32;
     for r in effects.records {
         let p = partition_for_group(&r.group, count);
-        by_partition.entry((p, None)).or_default().push((r.key, r.value));
+        by_partition
+            .entry((p, None))
+            .or_default()
+            .push((r.key, r.value));
     }
     for (pid, epoch, r) in effects.txn_records {
         let p = partition_for_group(&r.group, count);

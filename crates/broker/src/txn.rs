@@ -16,7 +16,6 @@ use klamm_coordinator::{Markers, TxnConfig, TxnCoordinator, TxnEffects};
 use klamm_protocol::batch::{self, ProduceLimits};
 use klamm_protocol::group_records::partition_for_group;
 use std::collections::BTreeMap;
-use std::future::Future;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -226,16 +225,10 @@ pub async fn wait_all(waits: Waits) {
 /// waiting for them is safe because the durable Prepare record already decides the outcome
 /// (a crash before they are durable completes the transaction again at start-up, as Kafka
 /// does), and readers only see them once they are durable.
-pub fn finish(
-    broker: Arc<Broker>,
-    waits: Waits,
-    complete: Vec<String>,
-) -> impl Future<Output = ()> + Send {
-    async move {
-        wait_all(waits).await;
-        for id in complete {
-            complete_one(&broker, &id);
-        }
+pub async fn finish(broker: Arc<Broker>, waits: Waits, complete: Vec<String>) {
+    wait_all(waits).await;
+    for id in complete {
+        complete_one(&broker, &id);
     }
 }
 

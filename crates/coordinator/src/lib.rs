@@ -390,11 +390,18 @@ impl Coordinator {
     /// `require_stable` then answers UNSTABLE_OFFSET_COMMIT).
     pub fn has_pending_txn_offset(&self, group_id: &str, topic: &str, partition: i32) -> bool {
         let key = (group_id.to_string(), topic.to_string(), partition);
-        self.pending_txn_offsets.values().any(|m| m.contains_key(&key))
+        self.pending_txn_offsets
+            .values()
+            .any(|m| m.contains_key(&key))
     }
 
     /// Replays a record of a transactional batch of `producer_id` at start-up.
-    pub fn replay_txn(&mut self, producer_id: i64, key: Bytes, value: Option<Bytes>) -> Result<(), String> {
+    pub fn replay_txn(
+        &mut self,
+        producer_id: i64,
+        key: Bytes,
+        value: Option<Bytes>,
+    ) -> Result<(), String> {
         if let GroupKey::Offset {
             group,
             topic,

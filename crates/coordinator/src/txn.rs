@@ -427,12 +427,7 @@ impl TxnCoordinator {
     pub fn preparing(&self) -> Vec<String> {
         self.txns
             .iter()
-            .filter(|(_, m)| {
-                matches!(
-                    m.status,
-                    TxnStatus::PrepareCommit | TxnStatus::PrepareAbort
-                )
-            })
+            .filter(|(_, m)| matches!(m.status, TxnStatus::PrepareCommit | TxnStatus::PrepareAbort))
             .map(|(id, _)| id.clone())
             .collect()
     }
@@ -550,7 +545,10 @@ mod tests {
             Err(errors::INVALID_TXN_STATE)
         );
         let (code, e) = c.end_txn("tx", 7, 0, true, 4);
-        assert_eq!((code, e.complete.clone()), (errors::NONE, vec!["tx".into()]));
+        assert_eq!(
+            (code, e.complete.clone()),
+            (errors::NONE, vec!["tx".into()])
+        );
         log.extend(e.records);
         // While preparing, the producer must wait.
         assert_eq!(
@@ -637,7 +635,8 @@ mod tests {
         assert_eq!((markers.commit, markers.producer_epoch), (false, 1));
         // The timed-out producer re-initialises with its old epoch (KIP-360): accepted.
         assert_eq!(
-            c.init_producer_id("tx", 1000, Some((1, 0)), 2200, || Ok(5)).0,
+            c.init_producer_id("tx", 1000, Some((1, 0)), 2200, || Ok(5))
+                .0,
             Ok((1, 1))
         );
         let e = c.tick(2200 + 10_000);

@@ -45,7 +45,8 @@ fn txn_producer(b: &Broker, id: &str, extra: &[(&str, &str)]) -> BaseProducer {
         c.set(*k, *v);
     }
     let p: BaseProducer = c.create().expect("transactional producer");
-    p.init_transactions(CLIENT_TIMEOUT).expect("init_transactions");
+    p.init_transactions(CLIENT_TIMEOUT)
+        .expect("init_transactions");
     p
 }
 

@@ -34,7 +34,9 @@ fn producer(b: &Broker, extra: &[(&str, &str)]) -> BaseProducer {
 }
 
 fn produce(p: &BaseProducer, topic: &str, payload: &[u8]) {
-    let mut record = BaseRecord::<(), [u8]>::to(topic).partition(0).payload(payload);
+    let mut record = BaseRecord::<(), [u8]>::to(topic)
+        .partition(0)
+        .payload(payload);
     loop {
         match p.send(record) {
             Ok(()) => return,

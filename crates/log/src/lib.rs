@@ -318,9 +318,9 @@ impl PartitionLog {
     /// Ends the producer's transaction for a marker batch already in the log; an ABORT of a
     /// transaction with data here is added to the aborted index (and its file, if `persist`).
     fn apply_marker(&mut self, h: &BatchHeader, commit: bool, persist: bool) -> Option<AbortedTxn> {
-        let first = self
-            .producers
-            .complete_txn(h.producer_id, h.producer_epoch, h.max_timestamp)?;
+        let first =
+            self.producers
+                .complete_txn(h.producer_id, h.producer_epoch, h.max_timestamp)?;
         if commit {
             return None;
         }
@@ -384,7 +384,9 @@ impl PartitionLog {
     /// `(producer_id, first_offset)`, for read_committed fetches.
     pub fn aborted_transactions(&self, from_offset: i64, upper_offset: i64) -> Vec<(i64, i64)> {
         // Entries are ordered by marker offset: skip those that ended before the range.
-        let start = self.aborted.partition_point(|e| e.last_offset < from_offset);
+        let start = self
+            .aborted
+            .partition_point(|e| e.last_offset < from_offset);
         self.aborted[start..]
             .iter()
             .filter(|e| e.first_offset < upper_offset)

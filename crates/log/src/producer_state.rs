@@ -211,12 +211,11 @@ impl ProducerState {
     /// Forgets producers silent for longer than `expiration_ms` (`producer.id.expiration.ms`).
     pub fn expire(&mut self, now_ms: i64, expiration_ms: i64) {
         let before = self.producers.len();
-        self.producers
-            .retain(|_, e| {
-                // A producer inside a transaction stays until the coordinator ends it.
-                e.current_txn_first_offset.is_some()
-                    || e.last_timestamp_ms.saturating_add(expiration_ms) >= now_ms
-            });
+        self.producers.retain(|_, e| {
+            // A producer inside a transaction stays until the coordinator ends it.
+            e.current_txn_first_offset.is_some()
+                || e.last_timestamp_ms.saturating_add(expiration_ms) >= now_ms
+        });
         self.dirty |= self.producers.len() != before;
     }
 

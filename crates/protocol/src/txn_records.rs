@@ -271,9 +271,6 @@ mod tests {
         b.put_i32(1);
         b.put_i8(1);
         b.put_i32(i32::MAX);
-        assert_eq!(
-            TxnValue::decode(b.freeze()),
-            Err(TxnRecordError::Truncated)
-        );
+        assert_eq!(TxnValue::decode(b.freeze()), Err(TxnRecordError::Truncated));
     }
 }

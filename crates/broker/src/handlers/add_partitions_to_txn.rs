@@ -29,31 +29,33 @@ pub fn handle(broker: &Arc<Broker>, request: AddPartitionsToTxnRequest, version:
             t.partitions.iter().map(move |p| (name.clone(), *p))
         })
         .collect();
-    let unknown: Vec<&(String, i32)> = requested
+    let unknown: Vec<(String, i32)> = requested
         .iter()
-        .filter(|(t, p)| broker.topic(t).and_then(|t| t.partition(*p).cloned()).is_none())
+        .filter(|(t, p)| {
+            broker
+                .topic(t)
+                .and_then(|t| t.partition(*p).cloned())
+                .is_none()
+        })
+        .cloned()
         .collect();
-    let (code_of, waits, complete): (Box<dyn Fn(&str, i32) -> i16 + Send>, _, _) =
-        if !unknown.is_empty() {
-            let unknown: Vec<(String, i32)> = unknown.into_iter().cloned().collect();
-            (
-                Box::new(move |t: &str, p: i32| {
-                    if unknown.iter().any(|(ut, up)| ut == t && *up == p) {
-                        ResponseError::UnknownTopicOrPartition.code()
-                    } else {
-                        ResponseError::OperationNotAttempted.code()
-                    }
-                }),
-                Vec::new(),
-                Vec::new(),
-            )
+    let (code, waits, complete) = if unknown.is_empty() {
+        broker.txns.with(broker, |c| {
+            c.add_partitions(&id, pid, epoch, &requested, now_ms())
+        })
+    } else {
+        (0, Vec::new(), Vec::new())
+    };
+    let code = crate::txn::for_version(code, version, FENCED_SINCE_VERSION);
+    let code_of = |t: &str, p: i32| {
+        if unknown.is_empty() {
+            code
+        } else if unknown.iter().any(|(ut, up)| ut == t && *up == p) {
+            ResponseError::UnknownTopicOrPartition.code()
         } else {
-            let (code, waits, complete) = broker
-                .txns
-                .with(broker, |c| c.add_partitions(&id, pid, epoch, &requested, now_ms()));
-            let code = crate::txn::for_version(code, version, FENCED_SINCE_VERSION);
-            (Box::new(move |_: &str, _: i32| code), waits, complete)
-        };
+            ResponseError::OperationNotAttempted.code()
+        }
+    };
     let results = request
         .v3_and_below_topics
         .iter()
@@ -72,7 +74,8 @@ pub fn handle(broker: &Arc<Broker>, request: AddPartitionsToTxnRequest, version:
                 )
         })
         .collect();
-    let response = AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
+    let response =
+        AddPartitionsToTxnResponse::default().with_results_by_topic_v3_and_below(results);
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {
         crate::txn::finish(broker, waits, complete).await;

@@ -43,22 +43,24 @@ fn transactional(
     version: i16,
     response: InitProducerIdResponse,
 ) -> Reply {
-    let expected = (request.producer_id.0 >= 0)
-        .then_some((request.producer_id.0, request.producer_epoch));
+    let expected =
+        (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
     let (result, waits, complete) = broker.txns.with(broker, |c| {
-        c.init_producer_id(id, request.transaction_timeout_ms, expected, now_ms(), || {
-            broker.allocate_producer_id().map_err(|e| e.error.code())
-        })
+        c.init_producer_id(
+            id,
+            request.transaction_timeout_ms,
+            expected,
+            now_ms(),
+            || broker.allocate_producer_id().map_err(|e| e.error.code()),
+        )
     });
     let response = match result {
         Ok((pid, epoch)) => response
             .with_producer_id(ProducerId(pid))
             .with_producer_epoch(epoch),
-        Err(code) => response.with_error_code(crate::txn::for_version(
-            code,
-            version,
-            FENCED_SINCE_VERSION,
-        )),
+        Err(code) => {
+            response.with_error_code(crate::txn::for_version(code, version, FENCED_SINCE_VERSION))
+        }
     };
     let broker = broker.clone();
     Reply::Later(Box::pin(async move {

@@ -213,7 +213,11 @@ fn error_codes(body: &ResponseKind) -> Vec<i16> {
         ResponseKind::AddPartitionsToTxn(r) => r
             .results_by_topic_v3_and_below
             .iter()
-            .flat_map(|t| t.results_by_partition.iter().map(|p| p.partition_error_code))
+            .flat_map(|t| {
+                t.results_by_partition
+                    .iter()
+                    .map(|p| p.partition_error_code)
+            })
             .collect(),
         ResponseKind::TxnOffsetCommit(r) => r
             .topics

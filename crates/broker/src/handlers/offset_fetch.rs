@@ -65,26 +65,31 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
                         })
                         .collect()
                 });
-                let topics = fetch(broker, g.group_id.0.as_str(), wanted, request.require_stable)
-                    .into_iter()
-                    .map(|(name, parts)| {
-                        let partitions = parts
-                            .iter()
-                            .map(|(p, v, code)| {
-                                let (offset, epoch, meta) = metadata(v);
-                                OffsetFetchResponsePartitions::default()
-                                    .with_error_code(*code)
-                                    .with_partition_index(*p)
-                                    .with_committed_offset(offset)
-                                    .with_committed_leader_epoch(epoch)
-                                    .with_metadata(meta)
-                            })
-                            .collect();
-                        OffsetFetchResponseTopics::default()
-                            .with_name(TopicName(StrBytes::from_string(name)))
-                            .with_partitions(partitions)
-                    })
-                    .collect();
+                let topics = fetch(
+                    broker,
+                    g.group_id.0.as_str(),
+                    wanted,
+                    request.require_stable,
+                )
+                .into_iter()
+                .map(|(name, parts)| {
+                    let partitions = parts
+                        .iter()
+                        .map(|(p, v, code)| {
+                            let (offset, epoch, meta) = metadata(v);
+                            OffsetFetchResponsePartitions::default()
+                                .with_error_code(*code)
+                                .with_partition_index(*p)
+                                .with_committed_offset(offset)
+                                .with_committed_leader_epoch(epoch)
+                                .with_metadata(meta)
+                        })
+                        .collect();
+                    OffsetFetchResponseTopics::default()
+                        .with_name(TopicName(StrBytes::from_string(name)))
+                        .with_partitions(partitions)
+                })
+                .collect();
                 OffsetFetchResponseGroup::default()
                     .with_group_id(g.group_id.clone())
                     .with_topics(topics)
@@ -109,25 +114,25 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetFetchRequest, version: i16) -
         wanted,
         request.require_stable,
     )
-        .into_iter()
-        .map(|(name, parts)| {
-            let partitions = parts
-                .iter()
-                .map(|(p, v, code)| {
-                    let (offset, epoch, meta) = metadata(v);
-                    OffsetFetchResponsePartition::default()
-                        .with_error_code(*code)
-                        .with_partition_index(*p)
-                        .with_committed_offset(offset)
-                        .with_committed_leader_epoch(epoch)
-                        .with_metadata(meta)
-                })
-                .collect();
-            OffsetFetchResponseTopic::default()
-                .with_name(TopicName(StrBytes::from_string(name)))
-                .with_partitions(partitions)
-        })
-        .collect();
+    .into_iter()
+    .map(|(name, parts)| {
+        let partitions = parts
+            .iter()
+            .map(|(p, v, code)| {
+                let (offset, epoch, meta) = metadata(v);
+                OffsetFetchResponsePartition::default()
+                    .with_error_code(*code)
+                    .with_partition_index(*p)
+                    .with_committed_offset(offset)
+                    .with_committed_leader_epoch(epoch)
+                    .with_metadata(meta)
+            })
+            .collect();
+        OffsetFetchResponseTopic::default()
+            .with_name(TopicName(StrBytes::from_string(name)))
+            .with_partitions(partitions)
+    })
+    .collect();
     Reply::Now(ResponseKind::OffsetFetch(
         OffsetFetchResponse::default().with_topics(topics),
     ))

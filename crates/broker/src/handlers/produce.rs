@@ -138,7 +138,8 @@ fn append_one(
             Ok(guard) => Some(guard),
             Err(code) => {
                 tracing::debug!(topic = %topic.name, partition = index, code, "transactional batch refused");
-                let e = ResponseError::try_from_code(code).unwrap_or(ResponseError::InvalidTxnState);
+                let e =
+                    ResponseError::try_from_code(code).unwrap_or(ResponseError::InvalidTxnState);
                 return (error(index, e, None), None);
             }
         },
