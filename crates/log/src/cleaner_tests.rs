@@ -528,3 +528,39 @@ fn cleaner_benchmark_one_million_keys() {
     );
     assert_eq!(stats.records_kept, keys as u64);
 }
+
+#[test]
+fn aborted_transaction_index_follows_merged_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(dir.path(), config()).unwrap();
+    // Many small segments, each with an aborted transaction of its own producer.
+    for pid in 0..12i64 {
+        let mut batch = encode(
+            &[(format!("k{pid}"), Some("v".into()))],
+            1_000,
+            Compression::None,
+            pid,
+            0,
+        );
+        batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
+        let crc = batch::compute_crc(&batch);
+        batch[17..21].copy_from_slice(&crc.to_be_bytes());
+        let parsed = validate_produce(&batch, LIMITS).unwrap();
+        log.append(&batch, &parsed, 1_000, 0, false).unwrap();
+        log.append_marker((pid, 0), false, 0, 1_000, 0).unwrap();
+        log.roll().unwrap();
+    }
+    let before = log.aborted_transactions(0, i64::MAX);
+    assert_eq!(before.len(), 12);
+    let segments = log.segment_count();
+    compact(&mut log, 10_000, &cleaner_config()).expect("a cleaning round");
+    assert!(log.segment_count() < segments, "segments were merged");
+    assert_eq!(log.aborted_transactions(0, i64::MAX), before);
+    log.close().unwrap();
+    drop(log);
+    // Reopened (clean or not), the index is read from the rewritten files.
+    for clean in [true, false] {
+        let (log, _) = PartitionLog::open(dir.path(), config(), clean).unwrap();
+        assert_eq!(log.aborted_transactions(0, i64::MAX), before);
+    }
+}
