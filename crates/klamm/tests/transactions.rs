@@ -383,3 +383,70 @@ fn open_transaction_survives_a_crash_and_times_out() {
         std::thread::sleep(Duration::from_millis(200));
     }
 }
+
+#[test]
+fn prepared_commit_is_completed_after_a_crash() {
+    use klamm_protocol::group_records::partition_for_group;
+    use klamm_protocol::txn_records::{encode_key, TxnStatus, TxnValue};
+    let mut b = Broker::start();
+    let mut raw = RawConn::connect(b.port());
+    raw.create_topic_ok("prep", 1);
+    let (pid, epoch, code) = init(&mut raw, "tx");
+    assert_eq!(code, 0);
+    assert_eq!(add_partition(&mut raw, 3, "tx", pid, epoch, "prep"), 0);
+    assert_eq!(
+        txn_produce(
+            &mut raw,
+            "tx",
+            "prep",
+            txn_batch(pid, epoch, 0, &["a", "b"])
+        ),
+        0
+    );
+    // The state a crash between EndTxn's Prepare record and its markers leaves behind:
+    // written as the coordinator would, into the id's __transaction_state partition.
+    let prepare = TxnValue {
+        producer_id: pid,
+        producer_epoch: epoch,
+        timeout_ms: 60_000,
+        status: TxnStatus::PrepareCommit,
+        partitions: vec![("prep".to_string(), vec![0])],
+        last_update_ms: common::now_ms(),
+        start_ms: common::now_ms(),
+    };
+    let record = klamm_protocol::batch::encode_key_values(
+        &[(encode_key("tx"), Some(prepare.encode()))],
+        common::now_ms(),
+    );
+    let r = raw.produce(
+        9,
+        "__transaction_state",
+        partition_for_group("tx", 50),
+        record,
+        -1,
+    );
+    assert_eq!(r.error_code, 0);
+    assert_eq!(raw_list_offset_committed(&mut raw, "prep"), 0);
+    drop(raw);
+    b.kill9();
+    b.start_again();
+    // Recovery writes the COMMIT marker: the data becomes stable.
+    let mut raw = RawConn::connect(b.port());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while raw_list_offset_committed(&mut raw, "prep") < 3 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the prepared commit was not completed after the restart"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let dt = raw.call(
+        0,
+        &DescribeTransactionsRequest::default()
+            .with_transactional_ids(vec![TransactionalId(str_bytes("tx"))]),
+    );
+    assert_eq!(
+        dt.transaction_states[0].transaction_state.as_str(),
+        "CompleteCommit"
+    );
+}
