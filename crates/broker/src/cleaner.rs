@@ -85,7 +85,13 @@ pub fn clean_all(broker: &Broker) {
                 if let Err(e) = log.roll_if_older_than(now, roll_age_ms) {
                     tracing::error!(topic = %topic.name, partition = p.index, error = %e, "roll failed");
                 }
-                log.plan_cleaning(now, &config, p.high_watermark())
+                // Only decided data may be cleaned: below the last stable offset, every
+                // transactional batch is committed or aborted (Kafka's bound too).
+                let hw = p.high_watermark();
+                let lso = log
+                    .first_unstable_offset()
+                    .map_or(hw, |first| first.min(hw));
+                log.plan_cleaning(now, &config, lso)
             };
             let Some(plan) = plan else { continue };
             let started = Instant::now();

@@ -23,8 +23,10 @@
 //! timestamp with attribute bit 6, as Kafka does (KIP-534). Keyless records are dropped, as
 //! Kafka does. The active segment is never touched.
 //!
-//! Aborted transactional data is kept (Kafka removes it; Klamm does not yet), and so are
-//! markers; the aborted-transaction index is rewritten to the new segment layout.
+//! Only data below the last stable offset is cleaned. Records of aborted transactions are
+//! left out of the key map (so an aborted update never shadows the committed value) and
+//! removed; markers are kept (Kafka removes them once no aborted data precedes them; Klamm
+//! does not yet); the aborted-transaction index is rewritten to the new segment layout.
 //!
 //! Crash safety: a `.cleaned` file is garbage until renamed, so [`recover_leftovers`] deletes
 //! it; a `.swap` file is complete, so recovery finishes its swap (deletes the segments whose
@@ -167,6 +169,21 @@ pub struct CleanPlan {
     pub segments: Vec<SegmentView>,
     /// Last offset of each live idempotent producer: that batch is kept even when emptied.
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// Aborted transactions overlapping the plan: `(producer_id, first_offset, marker
+    /// offset)`. Their records never enter the key map (an aborted update must not shadow
+    /// the committed value it would have replaced) and are removed, as Kafka's cleaner does.
+    pub aborted: Vec<(i64, i64, i64)>,
+}
+
+impl CleanPlan {
+    fn is_aborted(&self, header: &BatchHeader) -> bool {
+        header.is_transactional()
+            && self.aborted.iter().any(|&(pid, first, marker)| {
+                pid == header.producer_id
+                    && first <= header.base_offset
+                    && header.base_offset < marker
+            })
+    }
 }
 
 /// One rewritten group of segments, not yet installed.
@@ -406,6 +423,12 @@ impl PartitionLog {
             .producers()
             .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
             .collect();
+        let aborted = self
+            .aborted
+            .iter()
+            .filter(|a| a.first_offset < first_uncleanable)
+            .map(|a| (a.producer_id, a.first_offset, a.last_offset))
+            .collect();
         Some(CleanPlan {
             dir: self.dir.clone(),
             first_dirty,
@@ -414,6 +437,7 @@ impl PartitionLog {
             tombstones_due,
             segments,
             producer_last_offsets,
+            aborted,
         })
     }
 
@@ -556,7 +580,7 @@ fn build_offset_map(
                 // A batch straddling the bound (the high watermark): stop before it.
                 return Ok(header.base_offset.max(plan.first_dirty));
             }
-            if header.is_control() {
+            if header.is_control() || plan.is_aborted(&header) {
                 continue;
             }
             if !map.has_room(header.records_count.max(0) as usize) {
@@ -625,8 +649,12 @@ fn filter_batch(
     let tombstones_expired = horizon.is_some_and(|h| now_ms >= h);
     let mut kept: Vec<RawRecord<'_>> = Vec::with_capacity(records.len());
     let mut kept_tombstone = false;
+    let aborted = plan.is_aborted(header);
     for r in &records {
         stats.records_read += 1;
+        if aborted {
+            continue;
+        }
         let Some(key) = r.key else {
             continue; // Kafka drops keyless records from compacted logs
         };

@@ -564,3 +564,59 @@ fn aborted_transaction_index_follows_merged_segments() {
         assert_eq!(log.aborted_transactions(0, i64::MAX), before);
     }
 }
+
+/// A transactional batch of `records` for producer `pid` (epoch 0).
+fn txn_batch(records: &[Kv], pid: i64) -> Vec<u8> {
+    let mut batch = encode(records, 1_000, Compression::None, pid, 0);
+    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
+    let crc = batch::compute_crc(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    batch
+}
+
+#[test]
+fn aborted_updates_never_shadow_committed_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(dir.path(), config()).unwrap();
+    let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    put(
+        &mut log,
+        &[kv("a", "a-committed"), kv("b", "b-old")],
+        1_000,
+        Compression::None,
+    );
+    // Producer 7 updates `a` in a transaction that aborts; producer 8 updates `b` and commits.
+    for (pid, key, value, commit) in [(7, "a", "a-aborted", false), (8, "b", "b-new", true)] {
+        let batch = txn_batch(&[kv(key, value)], pid);
+        let parsed = validate_produce(&batch, LIMITS).unwrap();
+        log.append(&batch, &parsed, 1_000, 0, false).unwrap();
+        log.append_marker((pid, 0), commit, 0, 1_000, 0).unwrap();
+    }
+    log.roll().unwrap();
+    compact(&mut log, 10_000, &cleaner_config()).expect("a cleaning round");
+    // What is left of the data (markers aside): the committed value of each key.
+    let mut left = Vec::new();
+    let end = log.log_end_offset();
+    let bytes = log.read(0, end, 1 << 20, true).unwrap();
+    for (pos, h) in batch::headers(&bytes) {
+        if h.is_control() {
+            continue;
+        }
+        let mut one = Bytes::copy_from_slice(&bytes[pos..pos + h.total_bytes()]);
+        for r in RecordBatchDecoder::decode(&mut one).unwrap().records {
+            left.push((
+                String::from_utf8(r.key.unwrap().to_vec()).unwrap(),
+                String::from_utf8(r.value.unwrap().to_vec()).unwrap(),
+            ));
+        }
+    }
+    left.sort();
+    assert_eq!(
+        left,
+        vec![
+            ("a".into(), "a-committed".into()),
+            ("b".into(), "b-new".into())
+        ],
+        "an aborted update must neither survive nor remove the committed value"
+    );
+}
