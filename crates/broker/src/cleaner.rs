@@ -38,15 +38,21 @@ struct Throttle {
 
 impl Throttle {
     fn account(&mut self, bytes: u64) {
+        if let Some(pause) = self.pause_after(bytes, self.started.elapsed()) {
+            std::thread::sleep(pause);
+        }
+    }
+
+    /// Counts `bytes` more at `elapsed` since the round started; returns how long to
+    /// pause so the average rate stays at the limit (None: under it, or unlimited).
+    fn pause_after(&mut self, bytes: u64, elapsed: Duration) -> Option<Duration> {
         self.bytes += bytes;
         if !(self.bytes_per_second.is_finite() && self.bytes_per_second > 0.0) {
-            return;
+            return None;
         }
         let due_s = self.bytes as f64 / self.bytes_per_second;
-        let elapsed_s = self.started.elapsed().as_secs_f64();
-        if due_s > elapsed_s + 0.005 {
-            std::thread::sleep(Duration::from_secs_f64(due_s - elapsed_s));
-        }
+        let elapsed_s = elapsed.as_secs_f64();
+        (due_s > elapsed_s + 0.005).then(|| Duration::from_secs_f64(due_s - elapsed_s))
     }
 }
 
@@ -130,5 +136,38 @@ pub fn clean_all(broker: &Broker) {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn throttle_keeps_the_average_rate_at_the_limit() {
+        let mut t = Throttle {
+            bytes_per_second: 1_000_000.0,
+            started: Instant::now(),
+            bytes: 0,
+        };
+        // 500 KB at once is 0.5 s of budget: pause for it.
+        assert_eq!(
+            t.pause_after(500_000, Duration::ZERO),
+            Some(Duration::from_millis(500))
+        );
+        // Behind schedule already (1 MB due by 1 s, 1.2 s passed): no pause.
+        assert_eq!(t.pause_after(500_000, Duration::from_millis(1_200)), None);
+        // 1.5 MB due by 1.5 s, 1.25 s passed: pause the difference.
+        let pause = t
+            .pause_after(500_000, Duration::from_millis(1_250))
+            .unwrap();
+        assert!((pause.as_secs_f64() - 0.25).abs() < 1e-9, "{pause:?}");
+        // Unlimited (the default): never pauses.
+        let mut free = Throttle {
+            bytes_per_second: f64::MAX,
+            started: Instant::now(),
+            bytes: 0,
+        };
+        assert_eq!(free.pause_after(u64::MAX / 2, Duration::ZERO), None);
     }
 }
