@@ -124,7 +124,21 @@ impl TxnDriver {
         for p in &topic.partitions {
             let mut at = p.log().log_start_offset();
             loop {
-                let read = p.read(at, REPLAY_READ_BYTES, true)?;
+                let read = match p.read(at, REPLAY_READ_BYTES, true) {
+                    Ok(read) => read,
+                    Err(e) => {
+                        // Damage on disk must not keep the broker from starting (a crash
+                        // loop): replay what precedes it and say what was skipped.
+                        tracing::error!(
+                            topic = TXN_TOPIC,
+                            partition = p.index,
+                            offset = at,
+                            error = %e,
+                            "cannot replay past this offset: the rest of the partition is skipped"
+                        );
+                        break;
+                    }
+                };
                 if read.records.is_empty() {
                     break;
                 }

@@ -404,11 +404,7 @@ impl Segment {
         if from_offset >= self.next_offset || from_offset >= upper_offset {
             return Ok(Bytes::new());
         }
-        let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
-        let start_pos = self
-            .offset_index
-            .lookup(relative)
-            .map_or(0, |(_, p)| p as u64);
+        let start_pos = self.start_position(from_offset);
         let tail = self.read_bytes(start_pos, self.size_bytes - start_pos)?;
         let mut first: Option<usize> = None;
         let mut end = 0usize;
@@ -493,6 +489,37 @@ impl Segment {
         Ok(end)
     }
 
+    /// Where to start reading for `from_offset`: the offset index's entry at or before it,
+    /// if that entry points at the batch it names; else the segment start. The check costs
+    /// one header read and keeps a damaged entry (bit rot the open-time check cannot see
+    /// without reading every batch) from sending reads into the middle of a batch.
+    fn start_position(&self, from_offset: i64) -> u64 {
+        let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
+        let Some((rel, pos)) = self.offset_index.lookup(relative) else {
+            return 0;
+        };
+        let pos = pos as u64;
+        let matches = pos < self.size_bytes
+            && self
+                .read_bytes(pos, (self.size_bytes - pos).min(61))
+                .ok()
+                .as_deref()
+                .and_then(BatchHeader::parse)
+                .is_some_and(|h| h.base_offset == self.base_offset + rel as i64);
+        if matches {
+            return pos;
+        }
+        if !self.corruption_reported.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                segment = %self.path.display(),
+                index_entry = %format!("{rel} -> {pos}"),
+                "corrupt data on disk: an offset index entry does not match the log; reading \
+                 this segment from its start (delete the .index file to have it rebuilt)"
+            );
+        }
+        0
+    }
+
     /// Calls `visit` on each batch header from the one holding `from_offset` on, with the
     /// batch's bytes, until it returns false.
     pub fn scan_from(
@@ -500,11 +527,7 @@ impl Segment {
         from_offset: i64,
         mut visit: impl FnMut(&BatchHeader, &[u8]) -> bool,
     ) -> io::Result<()> {
-        let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
-        let start_pos = self
-            .offset_index
-            .lookup(relative)
-            .map_or(0, |(_, p)| p as u64);
+        let start_pos = self.start_position(from_offset);
         let tail = self.read_bytes(start_pos, self.size_bytes - start_pos)?;
         for (pos, header) in batch::headers(&tail) {
             if header.last_offset() < from_offset {
