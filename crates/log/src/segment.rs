@@ -491,7 +491,7 @@ impl Segment {
 
     /// Where to start reading for `from_offset`: the offset index's entry at or before it,
     /// if that entry points at the batch it names; else the segment start. The check costs
-    /// one header read and keeps a damaged entry (bit rot the open-time check cannot see
+    /// one batch's CRC and keeps a damaged entry (bit rot the open-time check cannot see
     /// without reading every batch) from sending reads into the middle of a batch.
     fn start_position(&self, from_offset: i64) -> u64 {
         let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
@@ -499,12 +499,14 @@ impl Segment {
             return 0;
         };
         let pos = pos as u64;
+        // A whole CRC-valid batch with the right base offset: a header check alone can be
+        // fooled (2 bytes into a batch, the zero high bytes of the offset and length read
+        // as base offset 0).
         let matches = pos < self.size_bytes
             && self
-                .read_bytes(pos, (self.size_bytes - pos).min(61))
+                .read_bytes(pos, self.size_bytes - pos)
                 .ok()
-                .as_deref()
-                .and_then(BatchHeader::parse)
+                .and_then(|tail| batch::check_batch(&tail).ok())
                 .is_some_and(|h| h.base_offset == self.base_offset + rel as i64);
         if matches {
             return pos;
