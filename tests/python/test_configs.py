@@ -171,3 +171,126 @@ def test_topic_compression_type_recompresses_producer_batches(broker_factory):
         codecs.add(int.from_bytes(data[pos + 21:pos + 23], "big") & 7)
         pos += 12 + length
     assert codecs == {4}
+
+
+# --- Dynamic broker configs: AlterConfigs on the BROKER resource ("" = cluster-wide, "1" =
+# this broker), persisted in the metadata image and applied without a restart.
+
+def describe_broker(bootstrap, broker_id="1"):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource(ConfigResource.Type.BROKER, broker_id)
+    entries = a.describe_configs([res])[res].result(timeout=10)
+    return {k: (v.value, v.source, v.is_read_only) for k, v in entries.items()}
+
+
+def alter_broker(bootstrap, ops, broker_id="1", validate_only=False):
+    a = AdminClient({"bootstrap.servers": bootstrap})
+    res = ConfigResource(ConfigResource.Type.BROKER, broker_id, incremental_configs=ops)
+    return a.incremental_alter_configs([res], validate_only=validate_only)[res].result(timeout=10)
+
+
+def set_op(name, value):
+    return ConfigEntry(name, value, incremental_operation=AlterConfigOpType.SET)
+
+
+def delivery_errors(bootstrap, topic, size):
+    errors = []
+    p = producer(bootstrap, **{"message.timeout.ms": 5000, "compression.type": "none"})
+    p.produce(topic, value=b"z" * size, on_delivery=lambda err, msg: errors.append(err))
+    p.flush(10)
+    assert len(errors) == 1
+    return errors[0]
+
+
+DYNAMIC_BROKER = ConfigSource.DYNAMIC_BROKER_CONFIG.value
+DYNAMIC_DEFAULT = ConfigSource.DYNAMIC_DEFAULT_BROKER_CONFIG.value
+STATIC = ConfigSource.STATIC_BROKER_CONFIG.value
+
+
+def test_dynamic_broker_configs_reach_topics_at_once_and_persist(broker_factory):
+    b = broker_factory("--set", "log.retention.hours=24")
+    plain, own = unique_name("dyn-plain"), unique_name("dyn-own")
+    create_topic(b.bootstrap, plain, 1)
+    create_topic(b.bootstrap, own, 1, {"max.message.bytes": "100000"})
+    assert describe(b.bootstrap, plain)["retention.ms"] == ("86400000", STATIC)
+    assert delivery_errors(b.bootstrap, plain, 5000) is None
+
+    alter_broker(b.bootstrap, [set_op("message.max.bytes", "2000"), set_op("log.retention.ms", "1h")])
+    got = describe_broker(b.bootstrap)
+    assert got["message.max.bytes"] == ("2000", DYNAMIC_BROKER, False)
+    assert got["log.retention.ms"][:2] == ("3600000", DYNAMIC_BROKER)  # normalized
+    assert got["log.dirs"][2] is True  # static keys are read-only
+    topic = describe(b.bootstrap, plain)
+    assert topic["max.message.bytes"] == ("2000", DYNAMIC_BROKER)
+    assert topic["retention.ms"] == ("3600000", DYNAMIC_BROKER)
+    # The new default applies to the live topic; a topic override still wins.
+    assert delivery_errors(b.bootstrap, plain, 5000).name() == "MSG_SIZE_TOO_LARGE"
+    assert delivery_errors(b.bootstrap, own, 5000) is None
+
+    b.restart()
+    assert describe_broker(b.bootstrap)["message.max.bytes"][:2] == ("2000", DYNAMIC_BROKER)
+    assert describe(b.bootstrap, plain)["retention.ms"] == ("3600000", DYNAMIC_BROKER)
+    assert delivery_errors(b.bootstrap, plain, 5000).name() == "MSG_SIZE_TOO_LARGE"
+
+    alter_broker(b.bootstrap, [ConfigEntry("message.max.bytes", None, incremental_operation=AlterConfigOpType.DELETE)])
+    assert describe_broker(b.bootstrap)["message.max.bytes"][:2] == ("1048588", ConfigSource.DEFAULT_CONFIG.value)
+    assert delivery_errors(b.bootstrap, plain, 5000) is None
+    assert describe(b.bootstrap, plain)["retention.ms"] == ("3600000", DYNAMIC_BROKER)
+
+
+def test_cluster_wide_defaults_with_kafka_python_and_refusals(broker_factory):
+    from kafka.protocol.admin import DescribeConfigsRequest
+
+    b = broker_factory()
+    topic = unique_name("dyn-default")
+    create_topic(b.bootstrap, topic, 1)
+    admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
+    try:
+        # kafka-python sends broker resources to any broker; "" is the cluster-wide layer.
+        response = admin.alter_configs([KPConfigResource(ConfigResourceType.BROKER, "", configs={
+            "log.segment.bytes": "1048576", "log.cleaner.backoff.ms": "1000"})])
+        assert [r[0] for r in response.resources] == [0], response
+        # Describing resource "" shows only that layer, as Kafka does.
+        request = DescribeConfigsRequest[1](resources=[(4, "", None)], include_synonyms=False)
+        (described,) = admin.send_requests([(request, None)])
+        (resource,) = described.resources
+        assert resource[0] == 0, resource
+        rows = {entry[0]: (entry[1], entry[3]) for entry in resource[4]}
+        assert rows == {"log.segment.bytes": ("1048576", DYNAMIC_DEFAULT),
+                        "log.cleaner.backoff.ms": ("1000", DYNAMIC_DEFAULT)}
+    finally:
+        admin.close()
+    assert describe_broker(b.bootstrap)["log.segment.bytes"][:2] == ("1048576", DYNAMIC_DEFAULT)
+    assert describe(b.bootstrap, topic)["segment.bytes"] == ("1048576", DYNAMIC_DEFAULT)
+    # This broker's own layer beats the cluster-wide one.
+    alter_broker(b.bootstrap, [set_op("log.segment.bytes", "2097152")])
+    assert describe(b.bootstrap, topic)["segment.bytes"] == ("2097152", DYNAMIC_BROKER)
+
+    # Static and unknown keys and bad values are refused, naming the key; nothing changes.
+    for name, value in [("log.dirs", "/elsewhere"), ("node.id", "7"), ("no.such.key", "1"),
+                        ("log.retention.ms", "soon"), ("log.cleanup.policy", "sometimes")]:
+        with pytest.raises(KafkaException) as e:
+            alter_broker(b.bootstrap, [set_op(name, value)])
+        assert e.value.args[0].name() == "INVALID_CONFIG", name
+        assert name in e.value.args[0].str(), e.value.args[0].str()
+    # validate_only checks without changing.
+    alter_broker(b.bootstrap, [set_op("log.segment.bytes", "4096")], validate_only=True)
+    assert describe(b.bootstrap, topic)["segment.bytes"] == ("2097152", DYNAMIC_BROKER)
+    # APPEND works on the broker's list keys too.
+    alter_broker(b.bootstrap, [ConfigEntry("log.cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
+    assert describe(b.bootstrap, topic)["cleanup.policy"] == ("delete,compact", DYNAMIC_BROKER)
+
+
+def test_connection_limit_changes_without_restart(broker_factory):
+    from test_limits import answers, connect
+
+    b = broker_factory()
+    # Counted per source address: the admin client's own connections come from 127.0.0.1.
+    alter_broker(b.bootstrap, [set_op("max.connections.per.ip", "3")])
+    held = [connect(b.host, b.port, source="127.0.0.4") for _ in range(3)]
+    assert all(answers(s) for s in held)
+    assert not answers(connect(b.host, b.port, source="127.0.0.4")), "the new limit was not enforced"
+    alter_broker(b.bootstrap, [ConfigEntry("max.connections.per.ip", None, incremental_operation=AlterConfigOpType.DELETE)])
+    assert answers(connect(b.host, b.port, source="127.0.0.4")), "removing the limit did not lift it"
+    for s in held:
+        s.close()

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 fn broker_value<T: std::str::FromStr>(broker: &Broker, key: &str, default: T) -> T {
     broker
-        .config
+        .config()
         .get(key)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)

@@ -229,12 +229,12 @@ pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
         return Ok(t);
     }
     let partitions = broker
-        .config
+        .config()
         .get("offsets.topic.num.partitions")
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
     let segment_bytes = broker
-        .config
+        .config()
         .get("offsets.topic.segment.bytes")
         .unwrap_or("104857600")
         .to_string();

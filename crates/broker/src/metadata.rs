@@ -35,6 +35,10 @@ pub struct MetadataImage {
     /// The next idempotent-producer id to hand out (ids are never reused).
     #[serde(default)]
     pub next_producer_id: i64,
+    /// Dynamic broker configs (AlterConfigs on a broker resource), normalized: key `""` is
+    /// the cluster-wide default, a node id that broker's own.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// Reads and writes the metadata image of one data dir.
@@ -79,6 +83,7 @@ impl MetadataStore {
                     cluster_id: kafka_base64(Uuid::new_v4()),
                     topics: BTreeMap::new(),
                     next_producer_id: 0,
+                    broker_configs: BTreeMap::new(),
                 };
                 self.save(&image)?;
                 image

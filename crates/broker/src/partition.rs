@@ -312,12 +312,11 @@ pub async fn run_flusher(mut queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
 /// `log.flush.policy=interval`: fsyncs dirty partitions every `interval`.
 pub async fn run_interval_flusher(
     partitions: impl Fn() -> Vec<Arc<Partition>> + Send + 'static,
-    interval: std::time::Duration,
+    interval: impl Fn() -> std::time::Duration + Send + 'static,
 ) {
-    let mut tick = tokio::time::interval(interval);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    // The period is read every round: `log.flush.interval.ms` is a dynamic config.
     loop {
-        tick.tick().await;
+        tokio::time::sleep(interval()).await;
         let dirty: Vec<_> = partitions().into_iter().filter(|p| p.is_dirty()).collect();
         if dirty.is_empty() {
             continue;

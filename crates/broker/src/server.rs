@@ -69,12 +69,6 @@ pub async fn run(
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     crate::handlers::set_slow_request_ms(slow_ms);
-    if let Some(max) = config
-        .get("message.max.decompressed.bytes")
-        .and_then(|v| v.parse().ok())
-    {
-        klamm_protocol::rewrite::set_max_decompressed_bytes(max);
-    }
     let readiness = Arc::new(Readiness::default());
     let admin_addr = config.get("admin.listener").unwrap_or("").to_string();
     if !admin_addr.is_empty() {
@@ -141,7 +135,8 @@ pub async fn run(
         tokio::select! {
             _ = &mut shutdown => break,
             Some((stream, peer, listener)) = conn_rx.recv() => {
-                let s = &broker.settings;
+                // Both limits are dynamic: read them from the config in force now.
+                let s = broker.config().broker();
                 let Some(slot) = try_admit(&counts, peer.ip(), s.max_connections, s.max_connections_per_ip) else {
                     tracing::warn!(%peer, "refusing connection: max.connections or max.connections.per.ip reached");
                     drop(stream);

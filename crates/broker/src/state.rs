@@ -7,7 +7,7 @@
 use crate::metadata::{self, MetadataImage, MetadataStore, TopicRecord};
 use crate::partition::{self, Partition};
 use kafka_protocol::error::ResponseError;
-use klamm_config::{BrokerSettings, Config, TopicSettings};
+use klamm_config::{BrokerSettings, Config, DynamicScope, TopicSettings};
 use klamm_log::{LogConfig, PartitionLog};
 use std::collections::BTreeMap;
 use std::fs;
@@ -60,7 +60,10 @@ impl AdminError {
 }
 
 pub struct Broker {
-    pub config: Config,
+    /// Swapped whole when a dynamic broker config changes; read it through [`Broker::config`].
+    config: RwLock<Arc<Config>>,
+    /// The startup values of the static keys. Dynamic keys (`max.connections`, the topic
+    /// defaults, the cleaner's limits) must be read from [`Broker::config`] at use.
     pub settings: BrokerSettings,
     pub cluster_id: String,
     data_dir: PathBuf,
@@ -132,6 +135,17 @@ impl Broker {
         }
         let store = MetadataStore::new(&data_dir);
         let image = store.load_or_init(settings.node_id)?;
+        let mut config = config;
+        for (scope, key) in [
+            (DynamicScope::ClusterDefault, String::new()),
+            (DynamicScope::Broker, settings.node_id.to_string()),
+        ] {
+            let stored = image.broker_configs.get(&key).cloned().unwrap_or_default();
+            for warning in config.restore_dynamic(scope, &stored) {
+                tracing::warn!("{warning}");
+            }
+        }
+        apply_process_wide(&config);
         remove_deleted_dirs(&data_dir);
         let (flusher, queue) = mpsc::unbounded_channel();
         let broker = Arc::new(Broker {
@@ -145,7 +159,7 @@ impl Broker {
             data_changed: Arc::new(watch::Sender::new(0)),
             groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
             txns: crate::txn::TxnDriver::new(crate::txn::txn_config(&config)),
-            config,
+            config: RwLock::new(Arc::new(config)),
         });
         let started = std::time::Instant::now();
         let mut recovered = 0usize;
@@ -165,6 +179,91 @@ impl Broker {
             "logs loaded"
         );
         Ok((broker, queue))
+    }
+
+    /// The configuration in force now, dynamic changes included.
+    pub fn config(&self) -> Arc<Config> {
+        self.config
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Replaces one layer of dynamic broker configs (values already validated): persisted
+    /// first, then swapped in, and every topic whose effective settings moved is re-applied
+    /// to its partitions without a restart.
+    pub fn set_broker_configs(
+        &self,
+        scope: DynamicScope,
+        values: &BTreeMap<String, String>,
+    ) -> Result<(), AdminError> {
+        let mut image = self.lock_image();
+        let next = self
+            .config()
+            .with_dynamic(scope, values)
+            .map_err(|e| AdminError::new(ResponseError::InvalidConfig, e.to_string()))?;
+        let key = match scope {
+            DynamicScope::ClusterDefault => String::new(),
+            DynamicScope::Broker => self.settings.node_id.to_string(),
+        };
+        let stored = next.dynamic(scope);
+        let previous = if stored.is_empty() {
+            image.broker_configs.remove(&key)
+        } else {
+            image.broker_configs.insert(key.clone(), stored.clone())
+        };
+        if let Err(e) = self.store.save(&image) {
+            match previous {
+                Some(p) => image.broker_configs.insert(key, p),
+                None => image.broker_configs.remove(&key),
+            };
+            return Err(AdminError::new(
+                ResponseError::KafkaStorageError,
+                e.to_string(),
+            ));
+        }
+        apply_process_wide(&next);
+        let next = Arc::new(next);
+        *self.config.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
+        let mut moved = 0usize;
+        for topic in self.topics() {
+            let settings = next.topic_settings(&topic.configs);
+            if settings != topic.settings {
+                moved += 1;
+                self.install_topic_settings(&topic, topic.configs.clone(), settings);
+            }
+        }
+        tracing::info!(
+            scope = ?scope,
+            configs = ?stored,
+            topics_changed = moved,
+            "dynamic broker configs changed"
+        );
+        Ok(())
+    }
+
+    /// Applies new effective settings to a topic's partitions and swaps in its snapshot.
+    /// Callers hold the image lock, which serialises config changes.
+    fn install_topic_settings(
+        &self,
+        current: &Topic,
+        configs: BTreeMap<String, String>,
+        settings: TopicSettings,
+    ) {
+        let log_config = log_config(&settings);
+        for p in &current.partitions {
+            p.set_config(log_config);
+            p.set_flush_limits(settings.flush_messages, settings.flush_ms);
+        }
+        let changed = Topic {
+            name: current.name.clone(),
+            id: current.id,
+            configs,
+            settings,
+            partitions: current.partitions.clone(),
+        };
+        self.write_topics()
+            .insert(current.name.clone(), Arc::new(changed));
     }
 
     fn write_topics(&self) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Topic>>> {
@@ -235,7 +334,7 @@ impl Broker {
     }
 
     fn open_topic(&self, record: &TopicRecord, clean: bool) -> anyhow::Result<Topic> {
-        let settings = self.config.topic_settings(&record.configs);
+        let settings = self.config().topic_settings(&record.configs);
         let log_config = log_config(&settings);
         let partitions = (0..record.partitions)
             .map(|i| self.open_partition(&record.name, record.id, i, log_config, clean))
@@ -514,21 +613,8 @@ impl Broker {
                 e.to_string(),
             ));
         }
-        let settings = self.config.topic_settings(&overrides);
-        let log_config = log_config(&settings);
-        for p in &current.partitions {
-            p.set_config(log_config);
-            p.set_flush_limits(settings.flush_messages, settings.flush_ms);
-        }
-        let changed = Topic {
-            name: current.name.clone(),
-            id: current.id,
-            configs: overrides,
-            settings,
-            partitions: current.partitions.clone(),
-        };
-        self.write_topics()
-            .insert(name.to_string(), Arc::new(changed));
+        let settings = self.config().topic_settings(&overrides);
+        self.install_topic_settings(&current, overrides, settings);
         tracing::info!(topic = name, "topic configs changed");
         Ok(())
     }
@@ -583,6 +669,16 @@ impl Broker {
     }
 }
 
+/// Settings held outside the broker (process-wide statics), re-applied on every change.
+fn apply_process_wide(config: &Config) {
+    if let Some(max) = config
+        .get("message.max.decompressed.bytes")
+        .and_then(|v| v.parse().ok())
+    {
+        klamm_protocol::rewrite::set_max_decompressed_bytes(max);
+    }
+}
+
 fn remove_deleted_dirs(data_dir: &Path) {
     let Ok(entries) = fs::read_dir(data_dir) else {
         return;
@@ -599,7 +695,7 @@ fn remove_deleted_dirs(data_dir: &Path) {
 /// It runs on a blocking thread; each partition is locked only for its own deletion.
 async fn run_retention(broker: Arc<Broker>) {
     let interval_ms = broker
-        .config
+        .config()
         .get("log.retention.check.interval.ms")
         .and_then(|v| v.parse().ok())
         .unwrap_or(300_000u64)
@@ -648,7 +744,7 @@ const PRODUCER_EXPIRY_CHECK_MS: u64 = 60_000;
 /// Forgets idempotent producers silent for `producer.id.expiration.ms`, as Kafka does.
 async fn run_producer_expiry(broker: Arc<Broker>) {
     let expiration_ms = broker
-        .config
+        .config()
         .get("producer.id.expiration.ms")
         .and_then(|v| v.parse().ok())
         .unwrap_or(86_400_000i64);
@@ -673,11 +769,10 @@ pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<P
     tokio::spawn(run_retention(broker.clone()));
     tokio::spawn(crate::cleaner::run(broker.clone()));
     if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
-        let b = broker.clone();
-        let interval = std::time::Duration::from_millis(broker.settings.flush_interval_ms.max(1));
+        let (b, c) = (broker.clone(), broker.clone());
         tokio::spawn(partition::run_interval_flusher(
             move || b.all_partitions(),
-            interval,
+            move || std::time::Duration::from_millis(c.config().broker().flush_interval_ms.max(1)),
         ));
     }
 }

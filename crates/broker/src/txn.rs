@@ -59,7 +59,7 @@ pub fn transaction_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
     if let Some(t) = broker.topic(TXN_TOPIC) {
         return Ok(t);
     }
-    let get = |key: &str, default: &str| broker.config.get(key).unwrap_or(default).to_string();
+    let get = |key: &str, default: &str| broker.config().get(key).unwrap_or(default).to_string();
     let partitions = get("transaction.state.log.num.partitions", "50")
         .parse()
         .unwrap_or(50);

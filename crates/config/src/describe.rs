@@ -66,15 +66,7 @@ impl Config {
             .iter()
             .map(|def| {
                 let sensitive = def.ty == ConfigType::Password;
-                let mut synonyms = Vec::new();
-                if let Some(setting) = self.set.get(def.name) {
-                    let value = setting.value.clone();
-                    synonyms.push((
-                        def.name.to_string(),
-                        value,
-                        ConfigSource::StaticBrokerConfig,
-                    ));
-                }
+                let mut synonyms = self.broker_layers(def.name);
                 if !def.default.is_empty() {
                     let default = def.default.to_string();
                     synonyms.push((def.name.to_string(), default, ConfigSource::DefaultConfig));
@@ -95,6 +87,52 @@ impl Config {
                     synonyms,
                 }
             })
+            .collect()
+    }
+
+    /// What describing broker resource `""` shows, as in Kafka: only the cluster-wide
+    /// dynamic values.
+    pub fn describe_cluster_defaults(&self) -> Vec<DescribedConfig> {
+        self.dynamic_default
+            .iter()
+            .filter_map(|(name, value)| {
+                let def = broker_def(name)?;
+                let sensitive = def.ty == ConfigType::Password;
+                let source = ConfigSource::DynamicDefaultBrokerConfig;
+                Some(DescribedConfig {
+                    name: def.name.to_string(),
+                    value: (!sensitive).then(|| value.clone()),
+                    source,
+                    read_only: false,
+                    sensitive,
+                    ty: def.ty,
+                    doc: def.doc,
+                    synonyms: vec![(def.name.to_string(), value.clone(), source)],
+                })
+            })
+            .collect()
+    }
+
+    /// The non-default values a broker key has, highest precedence first: this broker's
+    /// dynamic value, the cluster-wide dynamic value, the startup value.
+    fn broker_layers(&self, name: &str) -> Vec<(String, String, ConfigSource)> {
+        let layers = [
+            (
+                self.dynamic_broker.get(name),
+                ConfigSource::DynamicBrokerConfig,
+            ),
+            (
+                self.dynamic_default.get(name),
+                ConfigSource::DynamicDefaultBrokerConfig,
+            ),
+            (
+                self.set.get(name).map(|s| &s.value),
+                ConfigSource::StaticBrokerConfig,
+            ),
+        ];
+        layers
+            .into_iter()
+            .filter_map(|(value, source)| Some((name.to_string(), value?.clone(), source)))
             .collect()
     }
 
@@ -126,8 +164,9 @@ impl Config {
         to_topic_units(&synonyms[0].0, &synonyms[0].1)
     }
 
-    /// Kafka's order: the topic override, each broker synonym set at startup, then the
-    /// default (of the first broker synonym that has one, else the topic's own). Never
+    /// Kafka's order: the topic override, each broker synonym's dynamic and startup
+    /// values (synonym by synonym, so a static `log.retention.ms` beats a dynamic
+    /// `log.retention.hours`), then the default (of the first broker synonym that has one, else the topic's own). Never
     /// empty, since the default always ends it.
     fn topic_synonyms(
         &self,
@@ -146,10 +185,7 @@ impl Config {
             ));
         }
         for name in def.broker_synonyms {
-            if let Some(setting) = self.set.get(name) {
-                let value = setting.value.clone();
-                out.push((name.to_string(), value, ConfigSource::StaticBrokerConfig));
-            }
+            out.extend(self.broker_layers(name));
         }
         let with_default = def
             .broker_synonyms

@@ -23,7 +23,7 @@ use std::fmt;
 use std::path::PathBuf;
 
 pub use describe::{ConfigSource, DescribedConfig};
-pub use load::{env_var_name, Config, LoadOptions};
+pub use load::{env_var_name, validate_dynamic, Config, DynamicScope, LoadOptions};
 pub use print::print_default;
 pub use registry::{
     broker_def, topic_def, ConfigDef, ConfigType, TopicConfigDef, Validator, BROKER_CONFIGS,
@@ -45,6 +45,10 @@ pub enum Origin {
     Flag,
     /// A topic-level value (CreateTopics / AlterConfigs).
     TopicConfig,
+    /// AlterConfigs on this broker's resource.
+    DynamicBroker,
+    /// AlterConfigs on the cluster-wide broker resource (`""`).
+    DynamicDefault,
 }
 
 impl fmt::Display for Origin {
@@ -56,6 +60,8 @@ impl fmt::Display for Origin {
             Origin::Set => f.write_str("--set"),
             Origin::Flag => f.write_str("command-line flag"),
             Origin::TopicConfig => f.write_str("topic config"),
+            Origin::DynamicBroker => f.write_str("dynamic broker config"),
+            Origin::DynamicDefault => f.write_str("dynamic cluster-wide default"),
         }
     }
 }
@@ -73,6 +79,8 @@ pub enum ConfigError {
     },
     #[error("unknown config key {key} (from {origin})")]
     UnknownKey { key: String, origin: Origin },
+    #[error("{key} cannot be changed while the broker runs: set it in the config file, KLAMM_* env or --set and restart")]
+    NotDynamic { key: String },
     #[error("unknown topic config {key}")]
     UnknownTopicConfig { key: String },
     #[error("{key} is set twice (in {origin})")]

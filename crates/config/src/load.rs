@@ -28,8 +28,22 @@ pub struct LoadOptions {
 /// [`Config::defaults`] and [`Config::load`].
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Config {
-    /// Only keys some source set; the rest read their registry default.
+    /// Only keys some source set at startup; the rest read their registry default.
     pub(crate) set: BTreeMap<&'static str, Setting>,
+    /// Dynamic values for every broker (AlterConfigs on broker resource `""`); they beat
+    /// the startup sources.
+    pub(crate) dynamic_default: BTreeMap<&'static str, String>,
+    /// Dynamic values for this broker (AlterConfigs on broker resource `"<node.id>"`); they
+    /// beat everything.
+    pub(crate) dynamic_broker: BTreeMap<&'static str, String>,
+}
+
+/// Which layer of dynamic broker configs a change is for: Kafka's broker resource named
+/// `""` (the cluster-wide default) or named by a node id (that broker alone).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DynamicScope {
+    ClusterDefault,
+    Broker,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -77,8 +91,15 @@ impl Config {
         Ok((config, warnings))
     }
 
-    /// The effective value; `None` when unset and without a default.
+    /// The effective value; `None` when unset and without a default. Kafka's order:
+    /// per-broker dynamic, cluster-wide dynamic, startup sources, default.
     pub fn get(&self, key: &str) -> Option<&str> {
+        if let Some(value) = self.dynamic_broker.get(key) {
+            return Some(value);
+        }
+        if let Some(value) = self.dynamic_default.get(key) {
+            return Some(value);
+        }
         match self.set.get(key) {
             Some(setting) => Some(&setting.value),
             None => crate::broker_def(key)
@@ -89,9 +110,76 @@ impl Config {
 
     /// Where the effective value of `key` came from.
     pub fn origin(&self, key: &str) -> Origin {
+        if self.dynamic_broker.contains_key(key) {
+            return Origin::DynamicBroker;
+        }
+        if self.dynamic_default.contains_key(key) {
+            return Origin::DynamicDefault;
+        }
         self.set
             .get(key)
             .map_or(Origin::Default, |s| s.origin.clone())
+    }
+
+    /// The dynamic values of one layer, as stored (normalized).
+    pub fn dynamic(&self, scope: DynamicScope) -> BTreeMap<String, String> {
+        self.layer(scope)
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    }
+
+    /// This config with one dynamic layer replaced by `values`, each checked as
+    /// [`validate_dynamic`] does; the first bad one is the error and nothing changes.
+    pub fn with_dynamic(
+        &self,
+        scope: DynamicScope,
+        values: &BTreeMap<String, String>,
+    ) -> Result<Config, ConfigError> {
+        let mut layer = BTreeMap::new();
+        for (key, value) in values {
+            let def = dynamic_def(key)?;
+            layer.insert(def.name, validate_dynamic(key, value)?);
+        }
+        let mut next = self.clone();
+        *next.layer_mut(scope) = layer;
+        Ok(next)
+    }
+
+    /// Restores a persisted layer at startup. A value this version no longer accepts
+    /// (a key removed or made static, a tightened validator) is skipped with a warning
+    /// rather than stopping the broker.
+    pub fn restore_dynamic(
+        &mut self,
+        scope: DynamicScope,
+        values: &BTreeMap<String, String>,
+    ) -> Vec<String> {
+        let mut warnings = Vec::new();
+        let mut layer = BTreeMap::new();
+        for (key, value) in values {
+            match dynamic_def(key).and_then(|def| Ok((def.name, validate_dynamic(key, value)?))) {
+                Ok((name, value)) => {
+                    layer.insert(name, value);
+                }
+                Err(e) => warnings.push(format!("stored dynamic config ignored: {e}")),
+            }
+        }
+        *self.layer_mut(scope) = layer;
+        warnings
+    }
+
+    fn layer(&self, scope: DynamicScope) -> &BTreeMap<&'static str, String> {
+        match scope {
+            DynamicScope::ClusterDefault => &self.dynamic_default,
+            DynamicScope::Broker => &self.dynamic_broker,
+        }
+    }
+
+    fn layer_mut(&mut self, scope: DynamicScope) -> &mut BTreeMap<&'static str, String> {
+        match scope {
+            DynamicScope::ClusterDefault => &mut self.dynamic_default,
+            DynamicScope::Broker => &mut self.dynamic_broker,
+        }
     }
 
     /// One `key = value (origin)` line per key for the startup log, passwords redacted.
@@ -136,6 +224,30 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// The registry entry of a key AlterConfigs may change on a broker resource.
+fn dynamic_def(key: &str) -> Result<&'static ConfigDef, ConfigError> {
+    let def = crate::broker_def(key).ok_or_else(|| ConfigError::UnknownKey {
+        key: key.into(),
+        origin: Origin::DynamicBroker,
+    })?;
+    if !def.dynamic {
+        return Err(ConfigError::NotDynamic { key: key.into() });
+    }
+    Ok(def)
+}
+
+/// Checks a value for a dynamic broker key (AlterConfigs on a broker resource) and returns
+/// its normalized form. Static keys are refused: they are fixed until a restart.
+pub fn validate_dynamic(key: &str, value: &str) -> Result<String, ConfigError> {
+    let def = dynamic_def(key)?;
+    normalize(def.name, def.ty, def.validator, value).map_err(|expected| ConfigError::Invalid {
+        key: key.into(),
+        value: value.into(),
+        origin: Origin::DynamicBroker,
+        expected,
+    })
 }
 
 fn validate(def: &ConfigDef, entry: Entry) -> Result<Setting, ConfigError> {

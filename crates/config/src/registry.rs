@@ -214,7 +214,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key("log.cleaner.enable", Boolean, "true", Validator::Any,
         "Run the log cleaner, which compacts topics with cleanup.policy=compact."),
     key("log.cleaner.backoff.ms", Long, "15000", AtLeast(0),
-        "How long the cleaner waits between rounds over the compacted partitions."),
+        "How long the cleaner waits between rounds over the compacted partitions.")
+        .dynamic(),
     key("log.cleaner.dedupe.buffer.size", Long, "134217728", AtLeast(1024),
         "Memory for the cleaner's key map (24 bytes per key); when it fills, a round cleans \
          only as far as the keys it holds and the next round continues.")
@@ -235,7 +236,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Codec batches are stored with; producer keeps the producer's codec.")
         .topic("compression.type"),
     key("message.max.decompressed.bytes", Int, "134217728", AtLeast(1024),
-        "Klamm: the most bytes one compressed record batch may inflate to when the broker must read its records (keyless check on compacted topics, recompression, compaction). A larger one (a compression bomb) is refused with MESSAGE_TOO_LARGE."),
+        "Klamm: the most bytes one compressed record batch may inflate to when the broker must read its records (keyless check on compacted topics, recompression, compaction). A larger one (a compression bomb) is refused with MESSAGE_TOO_LARGE.")
+        .dynamic(),
     key("message.max.bytes", Int, "1048588", AtLeast(0), "Largest record batch the broker accepts.")
         .topic("max.message.bytes"),
     key("log.message.timestamp.type", Str, "CreateTime", OneOf(TIMESTAMP_TYPES),

@@ -623,3 +623,83 @@ fn print_default_loads_back_to_the_defaults() {
     assert!(print_default().contains("\n\"max.connections\" = 2147483647\n"));
     assert!(print_default().contains("\n# log.retention.ms =\n"));
 }
+
+#[test]
+fn dynamic_layers_beat_startup_values_and_describe_their_source() {
+    use crate::DynamicScope::{Broker, ClusterDefault};
+    let base = load(&sets(&["log.retention.hours=24", "message.max.bytes=2000"]));
+    let cluster = BTreeMap::from([("message.max.bytes".to_string(), "3000".to_string())]);
+    let config = base.with_dynamic(ClusterDefault, &cluster).unwrap();
+    assert_eq!(config.get("message.max.bytes"), Some("3000"));
+    assert_eq!(config.origin("message.max.bytes"), Origin::DynamicDefault);
+    let mine = BTreeMap::from([
+        ("message.max.bytes".to_string(), "4KiB".to_string()),
+        ("log.retention.ms".to_string(), "60000".to_string()),
+    ]);
+    let config = config.with_dynamic(Broker, &mine).unwrap();
+    // Normalized on the way in, like every other source.
+    assert_eq!(config.get("message.max.bytes"), Some("4096"));
+    assert_eq!(config.dynamic(Broker)["message.max.bytes"], "4096");
+    let row = config
+        .describe_broker()
+        .into_iter()
+        .find(|r| r.name == "message.max.bytes")
+        .unwrap();
+    let sources: Vec<i8> = row.synonyms.iter().map(|s| s.2.kafka_code()).collect();
+    assert_eq!((row.source.kafka_code(), sources), (2, vec![2, 3, 4, 5]));
+    // Topic keys follow their broker synonyms' dynamic values.
+    let topic = config.topic_settings(&BTreeMap::new());
+    assert_eq!(
+        (topic.max_message_bytes, topic.retention_ms),
+        (4096, 60_000)
+    );
+    let retention = config
+        .describe_topic(&BTreeMap::new())
+        .into_iter()
+        .find(|r| r.name == "retention.ms")
+        .unwrap();
+    assert_eq!(
+        (retention.value.as_deref(), retention.source.kafka_code()),
+        (Some("60000"), 2)
+    );
+    // Describing resource "" shows only the cluster-wide layer.
+    let defaults = config.describe_cluster_defaults();
+    assert_eq!(defaults.len(), 1);
+    assert_eq!(
+        (defaults[0].name.as_str(), defaults[0].value.as_deref()),
+        ("message.max.bytes", Some("3000"))
+    );
+    // Replacing a layer with nothing returns to the layer below.
+    let config = config.with_dynamic(Broker, &BTreeMap::new()).unwrap();
+    assert_eq!(config.get("message.max.bytes"), Some("3000"));
+    assert_eq!(
+        config.topic_settings(&BTreeMap::new()).retention_ms,
+        86_400_000
+    );
+}
+
+#[test]
+fn dynamic_changes_refuse_static_unknown_and_invalid_keys() {
+    use crate::DynamicScope::Broker;
+    let base = Config::defaults();
+    let one = |k: &str, v: &str| BTreeMap::from([(k.to_string(), v.to_string())]);
+    let err = |k: &str, v: &str| {
+        base.with_dynamic(Broker, &one(k, v))
+            .unwrap_err()
+            .to_string()
+    };
+    assert!(err("log.dirs", "/tmp").contains("log.dirs cannot be changed while the broker runs"));
+    assert!(err("no.such.key", "1").contains("unknown config key no.such.key"));
+    assert!(err("message.max.bytes", "lots").contains("message.max.bytes"));
+    assert!(err("max.connections", "-1").contains("max.connections"));
+    // A persisted value this version refuses is skipped, not fatal.
+    let mut restored = Config::defaults();
+    let stored = BTreeMap::from([
+        ("log.dirs".to_string(), "/x".to_string()),
+        ("max.connections".to_string(), "10".to_string()),
+    ]);
+    let warnings = restored.restore_dynamic(Broker, &stored);
+    assert_eq!(warnings.len(), 1);
+    assert_eq!(restored.get("max.connections"), Some("10"));
+    assert_eq!(restored.broker().max_connections, 10);
+}

@@ -575,25 +575,44 @@ fn cluster_commands_and_error_exits() {
     assert_eq!(configs["configs"][0]["value"], "1");
 
     // broker config changes get a status row per key; the exit status follows it
-    let out = klamm(
-        b,
-        &[
-            "cluster",
-            "config",
-            "set",
-            "log.retention.ms=1000",
-            "-f",
-            "json",
-        ],
-    );
-    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let set = |args: &[&str]| {
+        let out = klamm(b, &[&["cluster", "config"], args, &["-f", "json"]].concat());
+        let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.success(), rows)
+    };
+    let (ok_set, rows) = set(&["set", "log.retention.ms=1000"]);
     assert_eq!(rows[0]["key"], "log.retention.ms");
+    assert!(ok_set && rows[0]["error"].is_null(), "{rows}");
+    let source = |key: &str| {
+        let got = ok_json(klamm(b, &["cluster", "config", "get", key, "-f", "json"]));
+        let row = &got["configs"][0];
+        (
+            row["value"].as_str().unwrap_or("").to_string(),
+            row["source"].as_str().unwrap().to_string(),
+        )
+    };
     assert_eq!(
-        out.status.success(),
-        rows[0]["error"].is_null(),
-        "{}",
-        text(&out)
+        source("log.retention.ms"),
+        ("1000".into(), "DYNAMIC_DEFAULT_BROKER_CONFIG".into())
     );
+    // --broker sets this broker's own layer, which beats the cluster-wide one.
+    let (ok_set, _) = set(&["set", "--broker", "1", "log.retention.ms=2000"]);
+    assert!(ok_set);
+    assert_eq!(
+        source("log.retention.ms"),
+        ("2000".into(), "DYNAMIC_BROKER_CONFIG".into())
+    );
+    // A static key is refused with INVALID_CONFIG and a non-zero exit.
+    let (ok_set, rows) = set(&["set", "log.dirs=/elsewhere"]);
+    assert!(!ok_set);
+    assert_eq!(rows[0]["error"], "INVALID_CONFIG", "{rows}");
+    for args in [
+        &["delete", "log.retention.ms"][..],
+        &["delete", "--broker", "1", "log.retention.ms"],
+    ] {
+        assert!(set(args).0);
+    }
+    assert_eq!(source("log.retention.ms").1, "DEFAULT_CONFIG");
 
     // acks=0: nothing to wait for, the records still arrive
     ok(klamm(b, &["topic", "create", "fire-and-forget"]));

@@ -1,8 +1,9 @@
-//! AlterConfigs (v0–2) for topics: replaces a topic's overrides. Every value is validated by
-//! the registry (INVALID_CONFIG naming the key), `validate_only` is honoured, and changes are
-//! persisted and applied without a restart. Broker-level dynamic configs are not supported
-//! yet: the broker's configuration is static (file, env, flags). The helpers here also serve
-//! IncrementalAlterConfigs (`incremental_alter_configs.rs`).
+//! AlterConfigs (v0–2): replaces all overrides of a topic, or one layer of dynamic broker
+//! configs (resource `""`: the cluster-wide default; resource `"<node.id>"`: this broker).
+//! Every value is validated by the registry (INVALID_CONFIG naming the key; static broker
+//! keys are refused the same way), `validate_only` is honoured, and changes are persisted
+//! and applied without a restart. The helpers here also serve IncrementalAlterConfigs
+//! (`incremental_alter_configs.rs`).
 
 use super::Reply;
 use crate::state::{AdminError, Broker};
@@ -11,6 +12,7 @@ use kafka_protocol::messages::{
     alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, ResponseKind,
 };
 use kafka_protocol::protocol::StrBytes;
+use klamm_config::{ConfigType, DynamicScope};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -25,30 +27,91 @@ pub(super) fn invalid(message: String) -> AdminError {
     AdminError::new(ResponseError::InvalidConfig, message)
 }
 
+/// What a config change is for.
+#[derive(Debug, Clone)]
+pub(super) enum Target {
+    Topic(String),
+    Broker(DynamicScope),
+}
+
+impl Target {
+    /// Checks a value for a key of this target and returns its normalized form.
+    fn validated(&self, key: &str, value: &str) -> Result<String, AdminError> {
+        let checked = match self {
+            Target::Topic(_) => klamm_config::validate_topic_config(key, value),
+            Target::Broker(_) => klamm_config::validate_dynamic(key, value),
+        };
+        checked.map_err(|e| invalid(e.to_string()))
+    }
+
+    /// `Some(default)` for a list key (APPEND and SUBTRACT start from its default when
+    /// there is no override yet), `None` for other known keys.
+    fn list_default(&self, key: &str) -> Result<Option<&'static str>, AdminError> {
+        let (ty, default) = match self {
+            Target::Topic(_) => {
+                let def = klamm_config::topic_def(key)
+                    .ok_or_else(|| invalid(format!("unknown topic config {key}")))?;
+                (def.ty, def.default)
+            }
+            Target::Broker(_) => {
+                let def = klamm_config::broker_def(key)
+                    .ok_or_else(|| invalid(format!("unknown broker config {key}")))?;
+                (def.ty, def.default)
+            }
+        };
+        Ok((ty == ConfigType::List).then_some(default))
+    }
+}
+
+/// Resolves a resource to its target and its current overrides.
 pub(super) fn check_resource(
     broker: &Broker,
     resource_type: i8,
     name: &str,
-) -> Result<BTreeMap<String, String>, AdminError> {
+) -> Result<(Target, BTreeMap<String, String>), AdminError> {
     match resource_type {
         RESOURCE_TOPIC => broker
             .topic(name)
-            .map(|t| t.configs.clone())
-            .ok_or_else(|| AdminError::new(ResponseError::UnknownTopicOrPartition, format!("Topic '{name}' does not exist."))),
-        RESOURCE_BROKER => Err(AdminError::new(
+            .map(|t| (Target::Topic(name.to_string()), t.configs.clone()))
+            .ok_or_else(|| {
+                AdminError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("Topic '{name}' does not exist."),
+                )
+            }),
+        RESOURCE_BROKER => {
+            let scope = broker_scope(broker, name)?;
+            Ok((Target::Broker(scope), broker.config().dynamic(scope)))
+        }
+        other => Err(AdminError::new(
             ResponseError::InvalidRequest,
-            "dynamic broker configs are not supported yet: set broker keys in the config file, KLAMM_* env or --set",
+            format!("resource type {other} is not supported"),
         )),
-        other => Err(AdminError::new(ResponseError::InvalidRequest, format!("resource type {other} is not supported"))),
     }
 }
 
-pub(super) fn validated(key: &str, value: &str) -> Result<String, AdminError> {
-    klamm_config::validate_topic_config(key, value).map_err(|e| invalid(e.to_string()))
+/// Broker resource `""` is the cluster-wide default; otherwise it names a broker by id.
+pub(super) fn broker_scope(broker: &Broker, name: &str) -> Result<DynamicScope, AdminError> {
+    if name.is_empty() {
+        return Ok(DynamicScope::ClusterDefault);
+    }
+    let node_id = broker.settings.node_id;
+    match name.parse::<i32>() {
+        Ok(id) if id == node_id => Ok(DynamicScope::Broker),
+        Ok(id) => Err(AdminError::new(
+            ResponseError::InvalidRequest,
+            format!("unknown broker {id}: this cluster has broker {node_id}"),
+        )),
+        Err(_) => Err(AdminError::new(
+            ResponseError::InvalidRequest,
+            format!("broker resource name {name:?} is not a broker id (or \"\" for the cluster-wide default)"),
+        )),
+    }
 }
 
-/// One incremental operation on a topic's overrides.
+/// One incremental operation on a target's overrides.
 pub(super) fn apply_op(
+    target: &Target,
     overrides: &mut BTreeMap<String, String>,
     key: &str,
     op: i8,
@@ -57,24 +120,22 @@ pub(super) fn apply_op(
     let value_of = || value.ok_or_else(|| invalid(format!("a value is required to change {key}")));
     match op {
         OP_SET => {
-            overrides.insert(key.to_string(), validated(key, value_of()?)?);
+            overrides.insert(key.to_string(), target.validated(key, value_of()?)?);
         }
         OP_DELETE => {
-            if klamm_config::topic_def(key).is_none() {
-                return Err(invalid(format!("unknown topic config {key}")));
-            }
+            target.list_default(key)?;
             overrides.remove(key);
         }
         OP_APPEND | OP_SUBTRACT => {
-            if key != "cleanup.policy" {
+            let Some(default) = target.list_default(key)? else {
                 return Err(invalid(format!(
                     "{key} is not a list: APPEND and SUBTRACT apply to list configs"
                 )));
-            }
+            };
             let current = overrides
                 .get(key)
                 .cloned()
-                .unwrap_or_else(|| "delete".to_string());
+                .unwrap_or_else(|| default.to_string());
             let mut items: Vec<String> = current
                 .split(',')
                 .filter(|s| !s.is_empty())
@@ -91,7 +152,7 @@ pub(super) fn apply_op(
                     items.retain(|i| i != item);
                 }
             }
-            overrides.insert(key.to_string(), validated(key, &items.join(","))?);
+            overrides.insert(key.to_string(), target.validated(key, &items.join(","))?);
         }
         other => {
             return Err(AdminError::new(
@@ -103,18 +164,16 @@ pub(super) fn apply_op(
     Ok(())
 }
 
+/// Stores the new overrides (unless `validate_only`) and gives the response's error fields.
 pub(super) fn result(
     broker: &Broker,
-    name: &str,
-    overrides: Result<BTreeMap<String, String>, AdminError>,
+    change: Result<(Target, BTreeMap<String, String>), AdminError>,
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
-    let outcome = overrides.and_then(|o| {
-        if validate_only {
-            Ok(())
-        } else {
-            broker.set_topic_configs(name, o)
-        }
+    let outcome = change.and_then(|(target, overrides)| match target {
+        _ if validate_only => Ok(()),
+        Target::Topic(name) => broker.set_topic_configs(&name, overrides),
+        Target::Broker(scope) => broker.set_broker_configs(scope, &overrides),
     });
     match outcome {
         Ok(()) => (0, None),
@@ -129,21 +188,19 @@ pub fn handle(broker: &Arc<Broker>, request: AlterConfigsRequest) -> Reply {
         .iter()
         .map(|r| {
             let name = r.resource_name.as_str();
-            let overrides = check_resource(broker, r.resource_type, name).and_then(|_| {
+            let change = check_resource(broker, r.resource_type, name).and_then(|(target, _)| {
                 let mut o = BTreeMap::new();
                 for c in &r.configs {
+                    let key = c.name.as_str();
                     let value = c
                         .value
                         .as_ref()
-                        .ok_or_else(|| invalid(format!("null value for {}", c.name.as_str())))?;
-                    o.insert(
-                        c.name.as_str().to_string(),
-                        validated(c.name.as_str(), value.as_str())?,
-                    );
+                        .ok_or_else(|| invalid(format!("null value for {key}")))?;
+                    o.insert(key.to_string(), target.validated(key, value.as_str())?);
                 }
-                Ok(o)
+                Ok((target, o))
             });
-            let (code, message) = result(broker, name, overrides, request.validate_only);
+            let (code, message) = result(broker, change, request.validate_only);
             alter_configs_response::AlterConfigsResourceResponse::default()
                 .with_resource_type(r.resource_type)
                 .with_resource_name(r.resource_name.clone())

@@ -114,7 +114,7 @@ fn result(
                 .collect();
             let configs = (version >= 5).then(|| {
                 broker
-                    .config
+                    .config()
                     .describe_topic(&overrides)
                     .into_iter()
                     .map(|d| {

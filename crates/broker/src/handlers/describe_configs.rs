@@ -1,5 +1,6 @@
 //! DescribeConfigs (v1–v4): topic (resource type 2) and broker (4) configs with their
 //! sources, synonyms (when asked) and documentation (v3+, when asked), from the registry.
+//! Broker resource `""` shows only the cluster-wide dynamic defaults, as in Kafka.
 
 use super::Reply;
 use crate::state::Broker;
@@ -10,7 +11,7 @@ use kafka_protocol::messages::describe_configs_response::{
 };
 use kafka_protocol::messages::{DescribeConfigsRequest, DescribeConfigsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use klamm_config::DescribedConfig;
+use klamm_config::{DescribedConfig, DynamicScope};
 use std::sync::Arc;
 
 const RESOURCE_TOPIC: i8 = 2;
@@ -46,7 +47,7 @@ fn describe(
     let name = r.resource_name.as_str();
     let rows = match r.resource_type {
         RESOURCE_TOPIC => match broker.topic(name) {
-            Some(t) => broker.config.describe_topic(&t.configs),
+            Some(t) => broker.config().describe_topic(&t.configs),
             None => {
                 return error(
                     result,
@@ -55,16 +56,11 @@ fn describe(
                 )
             }
         },
-        RESOURCE_BROKER => {
-            if !name.is_empty() && name != broker.settings.node_id.to_string() {
-                return error(
-                    result,
-                    ResponseError::InvalidRequest,
-                    format!("unknown broker {name}"),
-                );
-            }
-            broker.config.describe_broker()
-        }
+        RESOURCE_BROKER => match super::alter_configs::broker_scope(broker, name) {
+            Ok(DynamicScope::ClusterDefault) => broker.config().describe_cluster_defaults(),
+            Ok(DynamicScope::Broker) => broker.config().describe_broker(),
+            Err(e) => return error(result, e.error, e.message),
+        },
         other => {
             return error(
                 result,

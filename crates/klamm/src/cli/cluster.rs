@@ -35,23 +35,25 @@ pub enum ClusterConfigCommand {
         /// Config keys [default: all].
         keys: Vec<String>,
         /// Broker id to ask [default: the bootstrap broker's id].
-        /// Broker id [default: the bootstrap broker's].
         #[arg(long)]
         broker: Option<i32>,
     },
-    /// Set dynamic broker configs.
+    /// Set dynamic broker configs: cluster-wide, or for one broker with --broker. They are
+    /// persisted and take effect at once; static keys are refused (INVALID_CONFIG).
     Set {
         /// Configs to set.
         #[arg(value_name = "KEY=VALUE", required = true)]
         pairs: Vec<String>,
+        /// Set them for this broker only [default: the cluster-wide default].
         #[arg(long)]
         broker: Option<i32>,
     },
-    /// Remove dynamic broker config overrides.
+    /// Remove dynamic broker configs, so the broker's startup value applies again.
     Delete {
-        /// Config keys whose overrides to remove.
+        /// Config keys whose dynamic values to remove.
         #[arg(required = true)]
         keys: Vec<String>,
+        /// Remove this broker's own values [default: the cluster-wide default's].
         #[arg(long)]
         broker: Option<i32>,
     },
@@ -67,13 +69,14 @@ pub async fn run(ctx: Ctx, cmd: ClusterCommand) -> Result<bool> {
             let broker = broker_id(&mut client, broker).await?;
             describe_configs(&ctx, &mut client, RESOURCE_BROKER, &broker, &keys, false).await
         }
+        // Kafka's broker resource "" is the cluster-wide default layer.
         ClusterCommand::Config(ClusterConfigCommand::Set { pairs, broker }) => {
-            let broker = broker_id(&mut client, broker).await?;
+            let broker = broker.map(|id| id.to_string()).unwrap_or_default();
             let ops = set_ops(&pairs)?;
             alter_configs(&ctx, &mut client, RESOURCE_BROKER, &broker, ops, false).await
         }
         ClusterCommand::Config(ClusterConfigCommand::Delete { keys, broker }) => {
-            let broker = broker_id(&mut client, broker).await?;
+            let broker = broker.map(|id| id.to_string()).unwrap_or_default();
             let ops = keys.into_iter().map(|k| (k, None)).collect();
             alter_configs(&ctx, &mut client, RESOURCE_BROKER, &broker, ops, false).await
         }
