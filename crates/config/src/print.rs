@@ -17,6 +17,10 @@ const HEADER: &str = "\
 # < --set key=value < dedicated command-line flags. Unknown keys are warned about, or
 # rejected with --strict. Keys ending in .bytes or .ms also take units: \"512MiB\", \"1GiB\",
 # \"250ms\", \"10s\", \"7d\".
+#
+# Keys marked (dynamic) can also be changed while the broker runs, without a restart:
+# `klamm cluster config set KEY=VALUE` (or AlterConfigs on the BROKER resource). Such
+# changes are kept in the data dir and take precedence over this file.
 ";
 
 pub fn print_default() -> String {
@@ -26,7 +30,12 @@ pub fn print_default() -> String {
             out.push_str(&format!("\n# ==== {title} ====\n"));
         }
         out.push('\n');
-        for line in wrap(def.doc, WIDTH - 2) {
+        let doc = if def.dynamic {
+            format!("{} (dynamic)", def.doc)
+        } else {
+            def.doc.to_string()
+        };
+        for line in wrap(&doc, WIDTH - 2) {
             out.push_str(&format!("# {line}\n"));
         }
         let key = toml_key(def.name);
