@@ -8,6 +8,7 @@ near 0, and `segment.ms` small so the cleaner rolls the idle active segment."""
 
 import os
 import random
+import struct
 import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
@@ -313,3 +314,52 @@ def test_consumer_offsets_is_compacted_and_commits_survive(broker_factory):
         assert committed[0].offset == 300
     finally:
         c.close()
+
+
+def control_batches_on_disk(partition_dir):
+    """Transaction markers in the partition's .log files (attribute bit 5: control)."""
+    count = 0
+    for f in sorted(partition_dir.glob("*.log")):
+        data = f.read_bytes()
+        pos = 0
+        while pos + 61 <= len(data):
+            (length,) = struct.unpack_from(">i", data, pos + 8)
+            if length <= 0:
+                break
+            (attributes,) = struct.unpack_from(">h", data, pos + 21)
+            count += bool(attributes & 0x20)
+            pos += 12 + length
+    return count
+
+
+def test_transaction_markers_go_once_their_data_is_compacted_away(broker_factory):
+    from test_transactions import read_all, txn_producer
+
+    b = broker_factory(*FAST_CLEANER)
+    topic = unique_name("compact-txn")
+    create_topic(b.bootstrap, topic, 1, COMPACT)
+    p = txn_producer(b.bootstrap, unique_name("txn"))
+    committed = {}
+    for i in range(30):
+        key, value = b"k%d" % (i % 3), b"v%d" % i
+        p.begin_transaction()
+        p.produce(topic, key=key, value=value)
+        if i % 5 == 4:
+            p.abort_transaction(10)
+        else:
+            p.commit_transaction(10)
+            committed[key] = value
+    partition_dir = b.data_dir / f"{topic}-0"
+    # Markers are written just after each commit returns (the last few may still be on
+    # their way); none can go before delete.retention.ms has passed.
+    assert control_batches_on_disk(partition_dir) >= 20
+    # Left: the three transactions holding each key's latest value, and their markers.
+    wait_for(lambda: ((n := control_batches_on_disk(partition_dir)) <= 3, n), what="marker removal")
+    for isolation in ("read_committed", "read_uncommitted"):
+        got = read_all(b.bootstrap, topic, 1, isolation, idle_s=1.0)
+        assert sorted((m.key(), m.value()) for m in got) == sorted(committed.items()), isolation
+        offsets = [m.offset() for m in got]
+        assert offsets == sorted(offsets)
+    b.restart()
+    got = read_all(b.bootstrap, topic, 1, "read_committed", idle_s=1.0)
+    assert sorted((m.key(), m.value()) for m in got) == sorted(committed.items())

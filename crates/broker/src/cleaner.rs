@@ -126,6 +126,7 @@ pub fn clean_all(broker: &Broker) {
                         records_kept = stats.records_kept,
                         records_read = stats.records_read,
                         tombstones_removed = stats.tombstones_removed,
+                        markers_removed = stats.markers_removed,
                         keys = stats.offset_map_entries,
                         elapsed_ms = started.elapsed().as_millis() as u64,
                         "compacted"

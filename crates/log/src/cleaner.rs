@@ -16,7 +16,7 @@
 //!    deletes the old segments, renames the swap file to `<base>.log` and rebuilds its indexes.
 //!
 //! What is kept: offsets (gaps are fine, order is kept), every batch's base offset and last
-//! offset delta, control batches (transaction markers), the last batch of every live
+//! offset delta, transaction markers until their transaction is gone (below), the last batch of every live
 //! idempotent producer (empty if all its records went, so its sequence survives), and each
 //! key's latest record. Tombstones are kept until `delete.retention.ms` after the first
 //! cleaning that saw them: that cleaning stores the delete horizon in the batch's base
@@ -25,8 +25,14 @@
 //!
 //! Only data below the last stable offset is cleaned. Records of aborted transactions are
 //! left out of the key map (so an aborted update never shadows the committed value) and
-//! removed; markers are kept (Kafka removes them once no aborted data precedes them; Klamm
-//! does not yet); the aborted-transaction index is rewritten to the new segment layout.
+//! removed. A transaction marker goes, as in Kafka, once nothing of its transaction is left
+//! (no batch of it kept, not even an emptied one) and it is not the last marker of a live
+//! producer (which carries the epoch that fences zombies): the first cleaning that finds it
+//! so stamps a delete horizon on it like a tombstone's, and the first one after the horizon
+//! drops it — so a `read_committed` reader that fetched the data has `delete.retention.ms`
+//! to fetch the marker too. A dropped ABORT marker's entry leaves the aborted-transaction
+//! index with it (a stale entry would make readers skip a later transaction's data); the
+//! index is rewritten to the new segment layout.
 //!
 //! Crash safety: a `.cleaned` file is garbage until renamed, so [`recover_leftovers`] deletes
 //! it; a `.swap` file is complete, so recovery finishes its swap (deletes the segments whose
@@ -205,14 +211,35 @@ pub struct CleanStats {
     pub records_read: u64,
     pub records_kept: u64,
     pub tombstones_removed: u64,
+    pub markers_removed: u64,
     pub offset_map_entries: u64,
     pub offset_map_memory_bytes: u64,
-    /// Earliest delete horizon among the tombstones kept.
+    /// Earliest delete horizon among the tombstones and markers kept.
     pub tombstone_horizon_ms: Option<i64>,
+}
+
+impl CleanStats {
+    fn note_horizon(&mut self, horizon_ms: i64) {
+        self.tombstone_horizon_ms = Some(
+            self.tombstone_horizon_ms
+                .map_or(horizon_ms, |m| m.min(horizon_ms)),
+        );
+    }
+}
+
+/// Per producer, whether its open transaction (since its last marker) has a batch kept in
+/// the cleaned output: a marker may go only when it has none.
+#[derive(Default)]
+struct TxnsSeen {
+    kept_data: HashMap<i64, bool>,
+    /// Offsets of the ABORT markers dropped: their aborted-index entries go with them.
+    dropped_aborts: Vec<i64>,
 }
 
 pub struct CleanResult {
     pub groups: Vec<CleanedGroup>,
+    /// Offsets of the ABORT markers the groups no longer hold.
+    pub dropped_aborts: Vec<i64>,
     /// The new first dirty offset: where the offset map stopped.
     pub cleaned_up_to: i64,
     pub stats: CleanStats,
@@ -474,6 +501,10 @@ impl PartitionLog {
             let (seg, _) =
                 Segment::open(&path, group.base_offset, self.config.limits(), false, true)?;
             self.segments.insert(group.base_offset, seg);
+            let range = group.base_offset..group.end_offset;
+            self.aborted.retain(|e| {
+                !(range.contains(&e.last_offset) && result.dropped_aborts.contains(&e.last_offset))
+            });
             installed += 1;
         }
         if installed > 0 {
@@ -509,6 +540,7 @@ pub fn clean(
     if cleaned_up_to <= plan.first_dirty && !plan.tombstones_due {
         return Ok(CleanResult {
             groups: Vec::new(),
+            dropped_aborts: Vec::new(),
             cleaned_up_to: plan.first_dirty,
             stats,
         });
@@ -519,6 +551,7 @@ pub fn clean(
         .filter(|s| s.base_offset < cleaned_up_to)
         .collect();
     let mut groups = Vec::new();
+    let mut txns = TxnsSeen::default();
     for group in group_segments(&candidates, config.segment_bytes) {
         let base = group[0].base_offset;
         let end = group.last().expect("non-empty group").end_offset;
@@ -529,9 +562,18 @@ pub fn clean(
                 let bytes = &seg.bytes[pos..pos + header.total_bytes()];
                 throttle(bytes.len() as u64);
                 stats.bytes_read += bytes.len() as u64;
-                if let Some(kept) =
-                    filter_batch(plan, &map, &header, bytes, config, now_ms, &mut stats)?
-                {
+                let filtered = if header.is_control() {
+                    filter_marker(plan, &header, bytes, config, now_ms, &mut txns, &mut stats)?
+                } else {
+                    let filtered =
+                        filter_batch(plan, &map, &header, bytes, config, now_ms, &mut stats)?;
+                    if header.is_transactional() {
+                        let kept = txns.kept_data.entry(header.producer_id).or_default();
+                        *kept |= filtered.is_some();
+                    }
+                    filtered
+                };
+                if let Some(kept) = filtered {
                     let kept: &[u8] = kept.as_deref().unwrap_or(bytes);
                     out.write_all(kept)?;
                     throttle(kept.len() as u64);
@@ -553,6 +595,7 @@ pub fn clean(
     }
     Ok(CleanResult {
         groups,
+        dropped_aborts: txns.dropped_aborts,
         cleaned_up_to,
         stats,
     })
@@ -628,6 +671,58 @@ fn group_segments<'a>(
     groups
 }
 
+/// What to write for one control batch, as [`filter_batch`] answers (see the module doc for
+/// when a marker goes).
+fn filter_marker(
+    plan: &CleanPlan,
+    header: &BatchHeader,
+    bytes: &[u8],
+    config: &CleanerConfig,
+    now_ms: i64,
+    txns: &mut TxnsSeen,
+    stats: &mut CleanStats,
+) -> io::Result<Option<Option<Vec<u8>>>> {
+    let Some(commit) = batch::marker_of(bytes) else {
+        return Ok(Some(None)); // not a marker Klamm knows: keep it
+    };
+    let pid = header.producer_id;
+    let had_data = txns.kept_data.remove(&pid).unwrap_or(false);
+    // The marker after a live producer's last data carries its latest epoch.
+    let latest_of_live = plan
+        .producer_last_offsets
+        .get(&pid)
+        .is_some_and(|&last_data| header.base_offset > last_data);
+    if had_data || latest_of_live {
+        return Ok(Some(None));
+    }
+    match rewrite::delete_horizon_ms(header) {
+        Some(horizon) if now_ms >= horizon => {
+            stats.markers_removed += 1;
+            if !commit {
+                txns.dropped_aborts.push(header.base_offset);
+            }
+            Ok(None)
+        }
+        Some(horizon) => {
+            stats.note_horizon(horizon);
+            Ok(Some(None))
+        }
+        None => {
+            let horizon = now_ms.saturating_add(config.delete_retention_ms);
+            stats.note_horizon(horizon);
+            let section = rewrite::records_section(header, bytes).map_err(invalid)?;
+            let records = rewrite::raw_records(&section, header.records_count).map_err(invalid)?;
+            let how = Rebuild {
+                codec: header.compression_codec(),
+                delete_horizon_ms: Some(horizon),
+            };
+            rewrite::rebuild_batch(header, &records, how)
+                .map(|b| Some(Some(b)))
+                .map_err(invalid)
+        }
+    }
+}
+
 /// What to write for one batch: None drops it, Some(None) keeps its bytes as they are,
 /// Some(Some(bytes)) writes a rebuilt batch.
 fn filter_batch(
@@ -639,10 +734,6 @@ fn filter_batch(
     now_ms: i64,
     stats: &mut CleanStats,
 ) -> io::Result<Option<Option<Vec<u8>>>> {
-    if header.is_control() {
-        // Transaction markers are kept (see the module doc).
-        return Ok(Some(None));
-    }
     let section = rewrite::records_section(header, bytes).map_err(invalid)?;
     let records = rewrite::raw_records(&section, header.records_count).map_err(invalid)?;
     let horizon = rewrite::delete_horizon_ms(header);
@@ -675,8 +766,9 @@ fn filter_batch(
     stats.records_kept += kept.len() as u64;
     let set_horizon = kept_tombstone && horizon.is_none();
     if kept_tombstone {
-        let h = horizon.unwrap_or_else(|| now_ms.saturating_add(config.delete_retention_ms));
-        stats.tombstone_horizon_ms = Some(stats.tombstone_horizon_ms.map_or(h, |m| m.min(h)));
+        stats.note_horizon(
+            horizon.unwrap_or_else(|| now_ms.saturating_add(config.delete_retention_ms)),
+        );
     }
     if kept.len() == records.len() && !set_horizon {
         return Ok(Some(None));

@@ -620,3 +620,66 @@ fn aborted_updates_never_shadow_committed_values() {
         "an aborted update must neither survive nor remove the committed value"
     );
 }
+
+/// Appends one transaction of producer `pid` (sequence `seq`) and its marker.
+fn txn(log: &mut PartitionLog, records: &[Kv], pid: i64, seq: i32, commit: bool) {
+    let mut batch = encode(records, 1_000, Compression::None, pid, seq);
+    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
+    let crc = batch::compute_crc(&batch);
+    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let parsed = validate_produce(&batch, LIMITS).unwrap();
+    log.append(&batch, &parsed, 1_000, 0, false).unwrap();
+    log.append_marker((pid, 0), commit, 0, 1_000, 0).unwrap();
+}
+
+/// Offsets and kinds (`true` = COMMIT) of the markers in the log.
+fn markers(log: &PartitionLog) -> Vec<(i64, bool)> {
+    let bytes = log.read(0, log.log_end_offset(), 1 << 20, true).unwrap();
+    batch::headers(&bytes)
+        .filter(|(_, h)| h.is_control())
+        .map(|(pos, h)| (h.base_offset, batch::marker_of(&bytes[pos..]).unwrap()))
+        .collect()
+}
+
+#[test]
+fn markers_go_after_their_transaction_and_the_horizon() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(dir.path(), config()).unwrap();
+    let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    // Producer 9: x=1 committed (superseded below), y aborted, then x=2 committed.
+    txn(&mut log, &[kv("x", "1")], 9, 0, true); // data 0, COMMIT 1
+    txn(&mut log, &[kv("y", "aborted")], 9, 1, false); // data 2, ABORT 3
+    txn(&mut log, &[kv("x", "2")], 9, 2, true); // data 4, COMMIT 5
+                                                // Producer 10: z committed and never superseded.
+    txn(&mut log, &[kv("z", "1")], 10, 0, true); // data 6, COMMIT 7
+    log.roll().unwrap();
+    let all = vec![(1, true), (3, false), (5, true), (7, true)];
+    assert_eq!(markers(&log), all);
+    assert_eq!(log.aborted_transactions(0, i64::MAX), vec![(9, 2)]);
+
+    // First round: the data of the first two transactions goes; their markers get a
+    // delete horizon but stay, so a reader that saw the data can still see them.
+    let cfg = cleaner_config();
+    compact(&mut log, 10_000, &cfg).expect("a cleaning round");
+    assert_eq!(markers(&log), all);
+    let data: Vec<_> = read_all(&log)
+        .into_iter()
+        .filter(|(o, _, _)| !all.iter().any(|(m, _)| m == o))
+        .collect();
+    let sv = |o: i64, k: &str, v: &str| (o, k.to_string(), Some(v.to_string()));
+    assert_eq!(data, vec![sv(4, "x", "2"), sv(6, "z", "1")]);
+    // Before the horizon (10_000 + delete.retention.ms) nothing more goes.
+    let early = compact(&mut log, 10_500, &cfg).map_or(0, |s| s.markers_removed);
+    assert_eq!((early, markers(&log)), (0, all.clone()));
+    // After it, both markers go and the ABORT leaves the aborted index. The COMMIT of
+    // producer 9's kept data and producer 10's (its latest, and it has data) stay.
+    let stats = compact(&mut log, 11_001, &cfg).expect("the horizon triggers a round");
+    assert_eq!(stats.markers_removed, 2);
+    assert_eq!(markers(&log), vec![(5, true), (7, true)]);
+    assert_eq!(log.aborted_transactions(0, i64::MAX), vec![]);
+    // The index files agree after a restart.
+    drop(log);
+    let (log, _) = PartitionLog::open(dir.path(), config(), false).unwrap();
+    assert_eq!(log.aborted_transactions(0, i64::MAX), vec![]);
+    assert_eq!(markers(&log), vec![(5, true), (7, true)]);
+}
