@@ -172,3 +172,34 @@ def test_compression_bombs_are_refused(broker_factory):
             )
             assert results[1] is None, f"{topic} {codec}: a normal record failed: {results[1]}"
             assert b.running
+
+
+def test_group_count_limit_refuses_a_new_group(broker_factory):
+    from confluent_kafka import Consumer
+
+    b = broker_factory("--set", "group.max.count=2", "--set", "group.initial.rebalance.delay.ms=0")
+    topic = unique_name("groups")
+    create_topic(b.bootstrap, topic, 1)
+
+    def first_event(group: str, timeout_s: float = 20.0):
+        """The first error a consumer in `group` sees, or None once it is assigned."""
+        c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": group,
+                      "enable.partition.eof": True, "auto.offset.reset": "earliest"})
+        try:
+            c.subscribe([topic])
+            deadline = time.monotonic() + timeout_s
+            while time.monotonic() < deadline:
+                m = c.poll(0.2)
+                if m is None:
+                    continue
+                if m.error() and m.error().code() != KafkaError._PARTITION_EOF:
+                    return m.error().code()
+                return None  # a record or EOF: it joined and was assigned
+            raise AssertionError(f"{group}: no assignment and no error")
+        finally:
+            c.close()
+
+    assert first_event("g1") is None
+    assert first_event("g2") is None
+    assert first_event("g3") == KafkaError.GROUP_MAX_SIZE_REACHED
+    assert first_event("g1") is None, "an existing group must keep working"

@@ -68,6 +68,7 @@ pub fn group_config(config: &Config) -> GroupConfig {
             d.initial_rebalance_delay_ms,
         ),
         max_group_size: int("group.max.size", d.max_group_size as i64) as usize,
+        max_groups: int("group.max.count", d.max_groups as i64) as usize,
         offsets_retention_ms: int("offsets.retention.minutes", 10080).saturating_mul(60_000),
         offsets_retention_check_interval_ms: int(
             "offsets.retention.check.interval.ms",

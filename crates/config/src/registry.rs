@@ -272,6 +272,9 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "The longest session timeout a consumer may ask for."),
     key("group.max.size", Int, "1000", AtLeast(1),
         "Members one consumer group may have (Kafka's default is unlimited; Klamm names a limit)."),
+    key("group.max.count", Int, "100000", AtLeast(1),
+        "Klamm: consumer groups the broker holds. A JoinGroup or OffsetCommit that would create \
+         one more is refused with GROUP_MAX_SIZE_REACHED; empty groups go when their offsets expire."),
     key("group.member.metadata.max.bytes", Int, "1048576", AtLeast(1024),
         "Klamm: bytes of subscription metadata one member may send, and of the assignment the leader may give one member."),
     key("offsets.retention.check.interval.ms", Long, "600000", AtLeast(1),

@@ -58,6 +58,11 @@ pub struct GroupConfig {
     pub initial_rebalance_delay_ms: i64,
     /// `group.max.size`: members per group.
     pub max_group_size: usize,
+    /// `group.max.count` (Klamm): groups the coordinator holds. A JoinGroup or OffsetCommit
+    /// that would create one more is refused with GROUP_MAX_SIZE_REACHED; groups restored
+    /// from `__consumer_offsets` or a committed transaction are never refused (that data is
+    /// already decided), so the count can exceed it after a lowered limit.
+    pub max_groups: usize,
     /// `offsets.retention.minutes` in ms: offsets of an empty group live this long.
     pub offsets_retention_ms: i64,
     /// `offsets.retention.check.interval.ms`: how often expired offsets are removed and empty
@@ -77,6 +82,7 @@ impl Default for GroupConfig {
             max_session_timeout_ms: 1_800_000,
             initial_rebalance_delay_ms: 3_000,
             max_group_size: 1_000,
+            max_groups: 100_000,
             offsets_retention_ms: 7 * 24 * 3600 * 1000,
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
@@ -207,6 +213,15 @@ impl Coordinator {
                 Effects::default(),
             );
         }
+        if !self.has_room_for(&req.group_id) {
+            return (
+                Answer::Now(JoinOutcome::error(
+                    errors::GROUP_MAX_SIZE_REACHED,
+                    &req.member_id,
+                )),
+                Effects::default(),
+            );
+        }
         let new_id = if req.member_id.is_empty() {
             Some(self.next_member_id(&req.client_id, req.group_instance_id.as_deref(), now_ms))
         } else {
@@ -218,6 +233,11 @@ impl Coordinator {
             .entry(req.group_id.clone())
             .or_insert_with(|| Group::new(&req.group_id, now_ms));
         group.join(req, new_id, &config, now_ms)
+    }
+
+    /// Whether `group_id` exists or one more group fits under `group.max.count`.
+    fn has_room_for(&self, group_id: &str) -> bool {
+        self.groups.contains_key(group_id) || self.groups.len() < self.config.max_groups
     }
 
     pub fn sync(&mut self, req: SyncRequest, now_ms: i64) -> (Answer<SyncOutcome>, Effects) {
@@ -280,6 +300,7 @@ impl Coordinator {
                 Effects::default(),
             );
         }
+        let room = self.has_room_for(&req.group_id);
         let group_error = match self.groups.get_mut(&req.group_id) {
             Some(g) => g.check_commit(
                 &req.member_id,
@@ -287,6 +308,7 @@ impl Coordinator {
                 req.generation,
                 now_ms,
             ),
+            None if !room => errors::GROUP_MAX_SIZE_REACHED,
             None if req.generation < 0 => {
                 // A consumer that assigns partitions itself commits with generation -1: the
                 // group exists only to hold its offsets.
@@ -314,6 +336,10 @@ impl Coordinator {
         let mut effects = Effects::default();
         if req.group_id.is_empty() {
             return (vec![errors::INVALID_GROUP_ID; req.offsets.len()], effects);
+        }
+        if !self.has_room_for(&req.group_id) {
+            let refused = vec![errors::GROUP_MAX_SIZE_REACHED; req.offsets.len()];
+            return (refused, effects);
         }
         if req.generation >= 0 || !req.member_id.is_empty() {
             let group_error = match self.groups.get_mut(&req.group_id) {

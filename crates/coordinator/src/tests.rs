@@ -404,3 +404,43 @@ fn offset_metadata_above_the_limit_is_refused_per_partition() {
         "only the partition within the limit was stored"
     );
 }
+
+#[test]
+fn group_max_count_refuses_a_new_group_but_not_known_ones() {
+    let mut c = Coordinator::new(GroupConfig {
+        max_groups: 2,
+        ..config()
+    });
+    let join = |c: &mut Coordinator, group: &str| {
+        let req = JoinRequest {
+            group_id: group.into(),
+            ..join_req("", None, RANGE)
+        };
+        match c.join(req, 0).0 {
+            Answer::Now(o) => o.error,
+            Answer::Parked { .. } => errors::NONE,
+        }
+    };
+    let commit = |c: &mut Coordinator, group: &str| {
+        let req = CommitRequest {
+            group_id: group.into(),
+            member_id: String::new(),
+            group_instance_id: None,
+            generation: -1,
+            offsets: vec![("t".into(), 0, 5, 0, None)],
+        };
+        c.commit(req, |_, _| true, 0).0
+    };
+    assert_eq!(join(&mut c, "a"), errors::MEMBER_ID_REQUIRED);
+    assert_eq!(commit(&mut c, "b"), vec![errors::NONE]);
+    // Two groups exist: a third is refused, whether it joins or only commits.
+    assert_eq!(join(&mut c, "c"), errors::GROUP_MAX_SIZE_REACHED);
+    assert_eq!(commit(&mut c, "c"), vec![errors::GROUP_MAX_SIZE_REACHED]);
+    assert!(c.describe("c").is_none());
+    // Known groups carry on.
+    assert_eq!(join(&mut c, "a"), errors::MEMBER_ID_REQUIRED);
+    assert_eq!(commit(&mut c, "b"), vec![errors::NONE]);
+    // Deleting one makes room.
+    assert_eq!(c.delete_group("a").0, errors::NONE);
+    assert_eq!(commit(&mut c, "c"), vec![errors::NONE]);
+}
