@@ -22,6 +22,7 @@ seed is printed first; rerun with `--seed`.
 from __future__ import annotations
 
 import argparse
+import os
 import random
 import shutil
 import sys
@@ -41,6 +42,12 @@ TOPIC = "soak"
 GROUP = "soak-group"
 PARTITIONS = 3
 COMMIT_EVERY_RECORDS = 200
+
+
+def _debug_conf() -> Dict[str, object]:
+    """`KLAMM_SOAK_DEBUG=eos,msg` turns on librdkafka's debug contexts for the producer."""
+    contexts = os.environ.get("KLAMM_SOAK_DEBUG")
+    return {"debug": contexts, "log_level": 7} if contexts else {}
 
 
 class Soak:
@@ -65,11 +72,18 @@ class Soak:
                 "enable.idempotence": True,
                 "linger.ms": 2,
                 "message.timeout.ms": 60_000,
+                # librdkafka's default (rebootstrap, KIP-899) reconnects after a whole-cluster
+                # outage only on its 1 s timer and asks for metadata one tick later, so a
+                # broker killed again within ~2 s never sees a produce: acks paused for many
+                # cycles. Keeping the known broker reconnects within reconnect.backoff.ms and
+                # keeps records in flight at every kill.
+                "metadata.recovery.strategy": "none",
                 "retry.backoff.ms": 50,
                 "reconnect.backoff.ms": 20,
                 "reconnect.backoff.max.ms": 200,
                 # connection-refused noise while the broker is down is expected here
                 "log_level": 2,
+                **_debug_conf(),
             }
         )
         self.consumer = self._new_consumer()
@@ -82,6 +96,7 @@ class Soak:
                 "enable.auto.commit": False,
                 "auto.offset.reset": "earliest",
                 "session.timeout.ms": 6000,
+                "metadata.recovery.strategy": "none",
                 "reconnect.backoff.ms": 20,
                 "reconnect.backoff.max.ms": 200,
                 "log_level": 2,
