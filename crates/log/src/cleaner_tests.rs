@@ -535,19 +535,13 @@ fn aborted_transaction_index_follows_merged_segments() {
     let mut log = PartitionLog::create(dir.path(), config()).unwrap();
     // Many small segments, each with an aborted transaction of its own producer.
     for pid in 0..12i64 {
-        let mut batch = encode(
+        txn(
+            &mut log,
             &[(format!("k{pid}"), Some("v".into()))],
-            1_000,
-            Compression::None,
             pid,
             0,
+            false,
         );
-        batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
-        let crc = batch::compute_crc(&batch);
-        batch[17..21].copy_from_slice(&crc.to_be_bytes());
-        let parsed = validate_produce(&batch, LIMITS).unwrap();
-        log.append(&batch, &parsed, 1_000, 0, false).unwrap();
-        log.append_marker((pid, 0), false, 0, 1_000, 0).unwrap();
         log.roll().unwrap();
     }
     let before = log.aborted_transactions(0, i64::MAX);
@@ -565,9 +559,9 @@ fn aborted_transaction_index_follows_merged_segments() {
     }
 }
 
-/// A transactional batch of `records` for producer `pid` (epoch 0).
-fn txn_batch(records: &[Kv], pid: i64) -> Vec<u8> {
-    let mut batch = encode(records, 1_000, Compression::None, pid, 0);
+/// A transactional batch of `records` for producer `pid` (epoch 0, first sequence `seq`).
+fn txn_batch(records: &[Kv], pid: i64, seq: i32) -> Vec<u8> {
+    let mut batch = encode(records, 1_000, Compression::None, pid, seq);
     batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
     let crc = batch::compute_crc(&batch);
     batch[17..21].copy_from_slice(&crc.to_be_bytes());
@@ -587,10 +581,7 @@ fn aborted_updates_never_shadow_committed_values() {
     );
     // Producer 7 updates `a` in a transaction that aborts; producer 8 updates `b` and commits.
     for (pid, key, value, commit) in [(7, "a", "a-aborted", false), (8, "b", "b-new", true)] {
-        let batch = txn_batch(&[kv(key, value)], pid);
-        let parsed = validate_produce(&batch, LIMITS).unwrap();
-        log.append(&batch, &parsed, 1_000, 0, false).unwrap();
-        log.append_marker((pid, 0), commit, 0, 1_000, 0).unwrap();
+        txn(&mut log, &[kv(key, value)], pid, 0, commit);
     }
     log.roll().unwrap();
     compact(&mut log, 10_000, &cleaner_config()).expect("a cleaning round");
@@ -623,10 +614,7 @@ fn aborted_updates_never_shadow_committed_values() {
 
 /// Appends one transaction of producer `pid` (sequence `seq`) and its marker.
 fn txn(log: &mut PartitionLog, records: &[Kv], pid: i64, seq: i32, commit: bool) {
-    let mut batch = encode(records, 1_000, Compression::None, pid, seq);
-    batch[21..23].copy_from_slice(&0x10i16.to_be_bytes()); // transactional
-    let crc = batch::compute_crc(&batch);
-    batch[17..21].copy_from_slice(&crc.to_be_bytes());
+    let batch = txn_batch(records, pid, seq);
     let parsed = validate_produce(&batch, LIMITS).unwrap();
     log.append(&batch, &parsed, 1_000, 0, false).unwrap();
     log.append_marker((pid, 0), commit, 0, 1_000, 0).unwrap();
