@@ -22,8 +22,6 @@ use tokio::sync::oneshot;
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 /// How often group timers (sessions, join deadlines, offset expiry) are checked.
 const TICK_MS: u64 = 100;
-/// Bytes read per step when replaying `__consumer_offsets`.
-const REPLAY_READ_BYTES: u64 = 4 << 20;
 
 type Key = (String, String);
 
@@ -168,51 +166,29 @@ impl GroupCoordinator {
         let mut inner = self.lock();
         let (mut records, mut skipped) = (0u64, 0u64);
         for p in &topic.partitions {
-            let mut at = p.log().log_start_offset();
-            loop {
-                let read = match p.read(at, REPLAY_READ_BYTES, true) {
-                    Ok(read) => read,
-                    Err(e) => {
-                        // Damage on disk must not keep the broker from starting (a crash
-                        // loop): replay what precedes it and say what was skipped.
-                        tracing::error!(
-                            topic = OFFSETS_TOPIC,
-                            partition = p.index,
-                            offset = at,
-                            error = %e,
-                            "cannot replay past this offset: the rest of the partition is skipped"
-                        );
-                        break;
+            p.replay(|h, bytes| {
+                if h.is_control() {
+                    // A transaction's end: its offsets are committed or dropped.
+                    if let Some(commit) = batch::marker_of(bytes) {
+                        inner.coordinator.end_txn(h.producer_id, commit, now);
                     }
-                };
-                if read.records.is_empty() {
-                    break;
+                    return Ok(());
                 }
-                for (pos, h) in batch::headers(&read.records) {
-                    at = h.last_offset() + 1;
-                    let bytes = &read.records[pos..pos + h.total_bytes()];
-                    if h.is_control() {
-                        // A transaction's end: its offsets are committed or dropped.
-                        if let Some(commit) = batch::marker_of(bytes) {
-                            inner.coordinator.end_txn(h.producer_id, commit, now);
-                        }
-                        continue;
-                    }
-                    for (key, value) in batch::decode_key_values(bytes)? {
-                        let Some(key) = key else { continue };
-                        records += 1;
-                        let replayed = if h.is_transactional() {
-                            inner.coordinator.replay_txn(h.producer_id, key, value)
-                        } else {
-                            inner.coordinator.replay(key, value, now)
-                        };
-                        if let Err(e) = replayed {
-                            skipped += 1;
-                            tracing::warn!(partition = p.index, error = %e, "skipping unreadable __consumer_offsets record");
-                        }
+                for (key, value) in batch::decode_key_values(bytes)? {
+                    let Some(key) = key else { continue };
+                    records += 1;
+                    let replayed = if h.is_transactional() {
+                        inner.coordinator.replay_txn(h.producer_id, key, value)
+                    } else {
+                        inner.coordinator.replay(key, value, now)
+                    };
+                    if let Err(e) = replayed {
+                        skipped += 1;
+                        tracing::warn!(partition = p.index, error = %e, "skipping unreadable __consumer_offsets record");
                     }
                 }
-            }
+                Ok(())
+            })?;
         }
         tracing::info!(
             records,

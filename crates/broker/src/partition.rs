@@ -196,6 +196,41 @@ impl Partition {
         let _ = rx.wait_for(|hw| *hw > offset).await;
     }
 
+    /// Calls `visit(header, batch bytes)` for every batch from the log start to the high
+    /// watermark, for the coordinators' replay at start-up. Damage on disk must not keep the
+    /// broker from starting (a crash loop): what precedes it is replayed, the rest of the
+    /// partition is skipped and logged. `visit`'s own error stops the replay.
+    pub fn replay(
+        &self,
+        mut visit: impl FnMut(&BatchHeader, &[u8]) -> anyhow::Result<()>,
+    ) -> anyhow::Result<()> {
+        /// Bytes read per step.
+        const REPLAY_READ_BYTES: u64 = 4 << 20;
+        let mut at = self.log().log_start_offset();
+        loop {
+            let read = match self.read(at, REPLAY_READ_BYTES, true) {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::error!(
+                        topic = %self.topic,
+                        partition = self.index,
+                        offset = at,
+                        error = %e,
+                        "cannot replay past this offset: the rest of the partition is skipped"
+                    );
+                    return Ok(());
+                }
+            };
+            if read.records.is_empty() {
+                return Ok(());
+            }
+            for (pos, h) in klamm_protocol::batch::headers(&read.records) {
+                at = h.last_offset() + 1;
+                visit(&h, &read.records[pos..pos + h.total_bytes()])?;
+            }
+        }
+    }
+
     /// Reads whole batches from `from_offset` up to the high watermark.
     pub fn read(
         &self,

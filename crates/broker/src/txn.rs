@@ -22,7 +22,6 @@ use std::time::Duration;
 pub const TXN_TOPIC: &str = "__transaction_state";
 /// How often transaction timers are looked at (the coordinator applies its own intervals).
 const TICK_MS: u64 = 100;
-const REPLAY_READ_BYTES: u64 = 4 << 20;
 
 /// Appends that a response (or the next step) must see durable: `(partition, last offset)`.
 pub type Waits = Vec<(Arc<Partition>, i64)>;
@@ -122,30 +121,8 @@ impl TxnDriver {
         let mut inner = self.lock();
         let (mut records, mut skipped) = (0u64, 0u64);
         for p in &topic.partitions {
-            let mut at = p.log().log_start_offset();
-            loop {
-                let read = match p.read(at, REPLAY_READ_BYTES, true) {
-                    Ok(read) => read,
-                    Err(e) => {
-                        // Damage on disk must not keep the broker from starting (a crash
-                        // loop): replay what precedes it and say what was skipped.
-                        tracing::error!(
-                            topic = TXN_TOPIC,
-                            partition = p.index,
-                            offset = at,
-                            error = %e,
-                            "cannot replay past this offset: the rest of the partition is skipped"
-                        );
-                        break;
-                    }
-                };
-                if read.records.is_empty() {
-                    break;
-                }
-                for (_, h) in batch::headers(&read.records) {
-                    at = h.last_offset() + 1;
-                }
-                for (key, value) in batch::decode_key_values(&read.records)? {
+            p.replay(|_, bytes| {
+                for (key, value) in batch::decode_key_values(bytes)? {
                     let Some(key) = key else { continue };
                     records += 1;
                     if let Err(e) = inner.replay(key, value) {
@@ -153,7 +130,8 @@ impl TxnDriver {
                         tracing::warn!(partition = p.index, error = %e, "skipping unreadable __transaction_state record");
                     }
                 }
-            }
+                Ok(())
+            })?;
         }
         tracing::info!(
             records,
