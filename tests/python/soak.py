@@ -44,9 +44,10 @@ PARTITIONS = 3
 COMMIT_EVERY_RECORDS = 200
 
 
-def _debug_conf() -> Dict[str, object]:
-    """`KLAMM_SOAK_DEBUG=eos,msg` turns on librdkafka's debug contexts for the producer."""
-    contexts = os.environ.get("KLAMM_SOAK_DEBUG")
+def _debug_conf(var: str = "KLAMM_SOAK_DEBUG") -> Dict[str, object]:
+    """`KLAMM_SOAK_DEBUG=eos,msg` turns on librdkafka's debug contexts for the producer,
+    `KLAMM_SOAK_CONSUMER_DEBUG=cgrp` for the consumer."""
+    contexts = os.environ.get(var)
     return {"debug": contexts, "log_level": 7} if contexts else {}
 
 
@@ -100,6 +101,7 @@ class Soak:
                 "reconnect.backoff.ms": 20,
                 "reconnect.backoff.max.ms": 200,
                 "log_level": 2,
+                **_debug_conf("KLAMM_SOAK_CONSUMER_DEBUG"),
             }
         )
         c.subscribe([TOPIC])
@@ -265,7 +267,11 @@ class Soak:
 
 def run(cycles: int, seed: int, data_dir: Path, log_path: Path, record_bytes: int = 100,
         rate: int = 20_000, extra_args: Optional[List[str]] = None, log=print) -> Tuple[Dict[str, int], List[str]]:
-    broker = Broker(data_dir, log_path, extra_args)
+    # Kafka's default group.initial.rebalance.delay.ms (3 s) holds a new group's first
+    # join longer than most cycles keep the broker up: the group would rarely form, and
+    # commits (one of the things checked) would rarely happen.
+    args = ["--set", "group.initial.rebalance.delay.ms=0"] + list(extra_args or [])
+    broker = Broker(data_dir, log_path, args)
     broker.start()
     try:
         create_topic(broker.bootstrap, TOPIC, PARTITIONS)
