@@ -325,7 +325,11 @@ pub async fn alter_configs(
                 None => "delete".into(),
             };
             table.row(vec![
-                r.resource_name.to_string(),
+                // Broker resource "" is the cluster-wide default layer.
+                match r.resource_name.as_str() {
+                    "" => "(cluster)".to_string(),
+                    name => name.to_string(),
+                },
                 k.clone(),
                 action.clone(),
                 status_with_message(ctx, r.error_code, message.as_deref()),
