@@ -349,9 +349,18 @@ pub async fn run_interval_flusher(
     partitions: impl Fn() -> Vec<Arc<Partition>> + Send + 'static,
     interval: impl Fn() -> std::time::Duration + Send + 'static,
 ) {
-    // The period is read every round: `log.flush.interval.ms` is a dynamic config.
+    // The period is read at least every second, so a change of the dynamic
+    // `log.flush.interval.ms` applies within a second, not after the old period.
+    const RECHECK: std::time::Duration = std::time::Duration::from_secs(1);
+    let mut last_flush = tokio::time::Instant::now();
     loop {
-        tokio::time::sleep(interval()).await;
+        let period = interval();
+        let due = last_flush + period;
+        if tokio::time::Instant::now() < due {
+            tokio::time::sleep_until(due.min(tokio::time::Instant::now() + RECHECK)).await;
+            continue;
+        }
+        last_flush = tokio::time::Instant::now();
         let dirty: Vec<_> = partitions().into_iter().filter(|p| p.is_dirty()).collect();
         if dirty.is_empty() {
             continue;

@@ -66,7 +66,7 @@ impl Config {
             .iter()
             .map(|def| {
                 let sensitive = def.ty == ConfigType::Password;
-                let mut synonyms = self.broker_layers(def.name);
+                let mut synonyms = self.broker_layers(&[def.name]);
                 if !def.default.is_empty() {
                     let default = def.default.to_string();
                     synonyms.push((def.name.to_string(), default, ConfigSource::DefaultConfig));
@@ -113,27 +113,31 @@ impl Config {
             .collect()
     }
 
-    /// The non-default values a broker key has, highest precedence first: this broker's
-    /// dynamic value, the cluster-wide dynamic value, the startup value.
-    fn broker_layers(&self, name: &str) -> Vec<(String, String, ConfigSource)> {
+    /// The non-default values of broker keys `names` (synonyms, most specific first), in
+    /// Kafka's precedence: layer by layer — this broker's dynamic values, the cluster-wide
+    /// dynamic values, the startup values — and by synonym within a layer. So a dynamic
+    /// `log.retention.hours` beats a static `log.retention.ms`, as in Kafka, where a dynamic
+    /// key hides the synonyms of the layers below it.
+    fn broker_layers(&self, names: &[&str]) -> Vec<(String, String, ConfigSource)> {
         let layers = [
-            (
-                self.dynamic_broker.get(name),
-                ConfigSource::DynamicBrokerConfig,
-            ),
-            (
-                self.dynamic_default.get(name),
-                ConfigSource::DynamicDefaultBrokerConfig,
-            ),
-            (
-                self.set.get(name).map(|s| &s.value),
-                ConfigSource::StaticBrokerConfig,
-            ),
+            ConfigSource::DynamicBrokerConfig,
+            ConfigSource::DynamicDefaultBrokerConfig,
+            ConfigSource::StaticBrokerConfig,
         ];
-        layers
-            .into_iter()
-            .filter_map(|(value, source)| Some((name.to_string(), value?.clone(), source)))
-            .collect()
+        let mut out = Vec::new();
+        for source in layers {
+            for name in names {
+                let value = match source {
+                    ConfigSource::DynamicBrokerConfig => self.dynamic_broker.get(name),
+                    ConfigSource::DynamicDefaultBrokerConfig => self.dynamic_default.get(name),
+                    _ => self.set.get(name).map(|s| &s.value),
+                };
+                if let Some(value) = value {
+                    out.push((name.to_string(), value.clone(), source));
+                }
+            }
+        }
+        out
     }
 
     pub fn describe_topic(&self, overrides: &BTreeMap<String, String>) -> Vec<DescribedConfig> {
@@ -164,9 +168,8 @@ impl Config {
         to_topic_units(&synonyms[0].0, &synonyms[0].1)
     }
 
-    /// Kafka's order: the topic override, each broker synonym's dynamic and startup
-    /// values (synonym by synonym, so a static `log.retention.ms` beats a dynamic
-    /// `log.retention.hours`), then the default (of the first broker synonym that has one, else the topic's own). Never
+    /// Kafka's order: the topic override, the broker synonyms' dynamic and startup values
+    /// (see [`Config::broker_layers`]), then the default (of the first broker synonym that has one, else the topic's own). Never
     /// empty, since the default always ends it.
     fn topic_synonyms(
         &self,
@@ -184,9 +187,7 @@ impl Config {
                 ConfigSource::DynamicTopicConfig,
             ));
         }
-        for name in def.broker_synonyms {
-            out.extend(self.broker_layers(name));
-        }
+        out.extend(self.broker_layers(def.broker_synonyms));
         let with_default = def
             .broker_synonyms
             .iter()

@@ -669,6 +669,33 @@ fn dynamic_layers_beat_startup_values_and_describe_their_source() {
         (defaults[0].name.as_str(), defaults[0].value.as_deref()),
         ("message.max.bytes", Some("3000"))
     );
+    // A dynamic value of a less specific synonym still beats a static value of a more
+    // specific one (Kafka: a dynamic key hides its synonyms in the layers below).
+    let static_ms = load(&sets(&["log.retention.ms=1000"]));
+    let hours = BTreeMap::from([("log.retention.hours".to_string(), "2".to_string())]);
+    let layered = static_ms.with_dynamic(ClusterDefault, &hours).unwrap();
+    assert_eq!(
+        layered.topic_settings(&BTreeMap::new()).retention_ms,
+        7_200_000
+    );
+    let retention = layered
+        .describe_topic(&BTreeMap::new())
+        .into_iter()
+        .find(|r| r.name == "retention.ms")
+        .unwrap();
+    let order: Vec<(&str, i8)> = retention
+        .synonyms
+        .iter()
+        .map(|(n, _, s)| (n.as_str(), s.kafka_code()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            ("log.retention.hours", 3),
+            ("log.retention.ms", 4),
+            ("log.retention.hours", 5)
+        ]
+    );
     // Replacing a layer with nothing returns to the layer below.
     let config = config.with_dynamic(Broker, &BTreeMap::new()).unwrap();
     assert_eq!(config.get("message.max.bytes"), Some("3000"));

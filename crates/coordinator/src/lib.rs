@@ -308,7 +308,7 @@ impl Coordinator {
                 req.generation,
                 now_ms,
             ),
-            None if !room => errors::GROUP_MAX_SIZE_REACHED,
+            None if req.generation < 0 && !room => errors::GROUP_MAX_SIZE_REACHED,
             None if req.generation < 0 => {
                 // A consumer that assigns partitions itself commits with generation -1: the
                 // group exists only to hold its offsets.

@@ -175,6 +175,9 @@ pub struct CleanPlan {
     pub segments: Vec<SegmentView>,
     /// Last offset of each live idempotent producer: that batch is kept even when emptied.
     pub producer_last_offsets: HashMap<i64, i64>,
+    /// Epoch of each live producer without a data batch (a marker of a newer epoch reset
+    /// it): its markers of that epoch are kept, since they carry the epoch that fences.
+    pub producer_epochs_without_data: HashMap<i64, i16>,
     /// Aborted transactions overlapping the plan: `(producer_id, first_offset, marker
     /// offset)`. Their records never enter the key map (an aborted update must not shadow
     /// the committed value it would have replaced) and are removed, as Kafka's cleaner does.
@@ -450,6 +453,12 @@ impl PartitionLog {
             .producers()
             .filter_map(|(pid, e)| e.batches.back().map(|b| (*pid, b.last_offset)))
             .collect();
+        let producer_epochs_without_data = self
+            .producers
+            .producers()
+            .filter(|(_, e)| e.batches.is_empty())
+            .map(|(pid, e)| (*pid, e.epoch))
+            .collect();
         let aborted = self
             .aborted
             .iter()
@@ -464,13 +473,16 @@ impl PartitionLog {
             tombstones_due,
             segments,
             producer_last_offsets,
+            producer_epochs_without_data,
             aborted,
         })
     }
 
     /// Step 3: swaps the cleaned groups in (see the module doc for the order of renames).
-    /// A group whose segments changed meanwhile (retention, DeleteRecords) is discarded, and
-    /// then the checkpoint does not move. Returns the groups installed.
+    /// A group whose segments changed meanwhile (retention, DeleteRecords) is discarded with
+    /// every group after it, and then the checkpoint does not move: a later group may have
+    /// dropped a transaction marker because the data before it was cleaned away, which is
+    /// true only if the earlier groups are installed too. Returns the groups installed.
     pub fn install_cleaned(&mut self, result: CleanResult) -> io::Result<usize> {
         let mut installed = 0;
         let mut all = true;
@@ -480,7 +492,7 @@ impl PartitionLog {
                     .get(base)
                     .is_some_and(|s| s.size_bytes() == *size)
             }) && group.end_offset <= self.active().base_offset();
-            if !unchanged {
+            if !(all && unchanged) {
                 all = false;
                 let _ = fs::remove_file(&group.cleaned_path);
                 continue;
@@ -688,10 +700,10 @@ fn filter_marker(
     let pid = header.producer_id;
     let had_data = txns.kept_data.remove(&pid).unwrap_or(false);
     // The marker after a live producer's last data carries its latest epoch.
-    let latest_of_live = plan
-        .producer_last_offsets
-        .get(&pid)
-        .is_some_and(|&last_data| header.base_offset > last_data);
+    let latest_of_live = match plan.producer_last_offsets.get(&pid) {
+        Some(&last_data) => header.base_offset > last_data,
+        None => plan.producer_epochs_without_data.get(&pid) == Some(&header.producer_epoch),
+    };
     if had_data || latest_of_live {
         return Ok(Some(None));
     }

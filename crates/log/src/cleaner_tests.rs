@@ -671,3 +671,83 @@ fn markers_go_after_their_transaction_and_the_horizon() {
     assert_eq!(log.aborted_transactions(0, i64::MAX), vec![]);
     assert_eq!(markers(&log), vec![(5, true), (7, true)]);
 }
+
+#[test]
+fn a_stale_aborted_index_entry_is_dropped_on_open() {
+    // A crash after a compaction dropped an ABORT marker but before the index files were
+    // rewritten leaves the entry on disk; the log must not trust it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(dir.path(), config()).unwrap();
+    let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    txn(&mut log, &[kv("y", "aborted")], 9, 0, false); // data 0, ABORT 1
+    txn(&mut log, &[kv("x", "1")], 9, 1, true); // data 2, COMMIT 3
+    log.roll().unwrap();
+    let cfg = cleaner_config();
+    compact(&mut log, 10_000, &cfg).expect("stamps the horizon");
+    compact(&mut log, 11_001, &cfg).expect("drops the ABORT marker");
+    assert_eq!(markers(&log), vec![(3, true)]);
+    let base = log.segments.keys().next().copied().unwrap();
+    drop(log);
+    let stale = crate::AbortedTxn {
+        producer_id: 9,
+        first_offset: 0,
+        last_offset: 1,
+        last_stable_offset: 2,
+    };
+    crate::txn_index::append(dir.path(), base, &stale).unwrap();
+    for clean in [true, false] {
+        let (log, _) = PartitionLog::open(dir.path(), config(), clean).unwrap();
+        assert_eq!(log.aborted_transactions(0, i64::MAX), vec![]);
+    }
+    assert_eq!(crate::txn_index::read(dir.path(), base), vec![]);
+}
+
+#[test]
+fn groups_after_a_discarded_one_are_not_installed() {
+    // A later group may drop a marker only because an earlier group dropped its
+    // transaction's data: if the earlier group is discarded, so must the later one be.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(dir.path(), config()).unwrap();
+    let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    put(&mut log, &[kv("a", "1")], 1_000, Compression::None); // 0
+    log.roll().unwrap();
+    txn(&mut log, &[kv("y", "aborted")], 9, 0, false); // data 1, ABORT 2
+    log.roll().unwrap();
+    txn(&mut log, &[kv("x", "1")], 9, 1, true); // data 3, COMMIT 4
+    log.roll().unwrap();
+    // One group per segment.
+    let cfg = CleanerConfig {
+        segment_bytes: 100,
+        ..cleaner_config()
+    };
+    let plan = log
+        .plan_cleaning(10_000, &cfg, log.log_end_offset())
+        .unwrap();
+    let result = clean(&plan, &cfg, 10_000, &mut |_| {}).unwrap();
+    drop(plan);
+    assert!(result.groups.len() >= 2, "{:?}", result.groups);
+    // DeleteRecords removes the first segment while the round runs.
+    log.delete_records_before(1).unwrap();
+    assert_eq!(log.install_cleaned(result).unwrap(), 0);
+    // Nothing changed: the ABORT marker has no delete horizon yet.
+    let bytes = log.read(2, 3, 1 << 20, true).unwrap();
+    let (_, h) = batch::headers(&bytes).next().unwrap();
+    assert!(h.is_control() && rewrite::delete_horizon_ms(&h).is_none());
+}
+
+#[test]
+fn a_fencing_marker_of_a_live_producer_stays() {
+    // A timed-out transaction is aborted with a bumped epoch; that marker is the only record
+    // of the new epoch, so it stays while the producer is live, even with no data before it.
+    let dir = tempfile::tempdir().unwrap();
+    let mut log = PartitionLog::create(dir.path(), config()).unwrap();
+    let kv = |k: &str, v: &str| (k.to_string(), Some(v.to_string()));
+    txn(&mut log, &[kv("x", "1")], 9, 0, true); // data 0, COMMIT 1
+    txn(&mut log, &[kv("x", "2")], 9, 1, true); // data 2, COMMIT 3
+    log.append_marker((9, 1), false, 0, 1_000, 0).unwrap(); // ABORT 4, epoch 1
+    log.roll().unwrap();
+    let cfg = cleaner_config();
+    compact(&mut log, 10_000, &cfg).expect("stamps horizons");
+    compact(&mut log, 11_001, &cfg).expect("drops what may go");
+    assert_eq!(markers(&log), vec![(3, true), (4, false)]);
+}

@@ -242,6 +242,16 @@ impl PartitionLog {
             .collect();
         self.aborted.sort_by_key(|e| e.last_offset);
         self.aborted.dedup();
+        // An entry is kept only if its ABORT marker is in the log: a compaction that dropped
+        // the marker and crashed before rewriting the index files leaves a stale entry, which
+        // would make read_committed readers skip that producer's later, committed data.
+        let loaded = std::mem::take(&mut self.aborted);
+        let before = loaded.len();
+        self.aborted = loaded
+            .into_iter()
+            .filter(|e| self.has_abort_marker(e))
+            .collect();
+        let stale = self.aborted.len() < before;
         // Segment by segment, so that only one segment's headers are held at a time.
         let replayed: Vec<i64> = self
             .segments
@@ -273,7 +283,7 @@ impl PartitionLog {
             }
         }
         let orphans = files.iter().any(|b| !self.segments.contains_key(b));
-        if orphans {
+        if orphans || stale {
             self.rewrite_txn_indexes()?;
         } else {
             for base in replayed {
@@ -283,6 +293,22 @@ impl PartitionLog {
         // Replayed batches are in the log already: only new changes need a snapshot.
         self.producers.mark_clean();
         Ok(())
+    }
+
+    /// Whether the batch at `entry.last_offset` is an ABORT marker of its producer.
+    fn has_abort_marker(&self, entry: &AbortedTxn) -> bool {
+        let Some((_, seg)) = self.segments.range(..=entry.last_offset).next_back() else {
+            return false;
+        };
+        let mut found = false;
+        let scanned = seg.scan_from(entry.last_offset, |h, bytes| {
+            found = h.base_offset == entry.last_offset
+                && h.is_control()
+                && h.producer_id == entry.producer_id
+                && batch::marker_of(bytes) == Some(false);
+            false
+        });
+        scanned.is_ok() && found
     }
 
     /// Rewrites the `.txnindex` of the segment at `base` from the in-memory index.
