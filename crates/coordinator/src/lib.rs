@@ -356,40 +356,23 @@ impl Coordinator {
             }
         }
         let mut errs = Vec::with_capacity(req.offsets.len());
-        for (topic, partition, offset, leader_epoch, metadata) in &req.offsets {
-            let metadata = metadata.clone().unwrap_or_default();
-            if metadata.len() > self.config.offset_metadata_max_bytes {
-                errs.push(errors::OFFSET_METADATA_TOO_LARGE);
-                continue;
-            }
-            if !topic_exists(topic, *partition) {
-                errs.push(errors::UNKNOWN_TOPIC_OR_PARTITION);
-                continue;
-            }
-            let value = OffsetValue {
-                offset: *offset,
-                leader_epoch: *leader_epoch,
-                metadata,
-                commit_timestamp_ms: now_ms,
+        for entry in &req.offsets {
+            let (topic, partition) = (&entry.0, entry.1);
+            let value = match offsets::checked_value(entry, &self.config, &topic_exists, now_ms) {
+                Ok(value) => value,
+                Err(code) => {
+                    errs.push(code);
+                    continue;
+                }
             };
-            let key = GroupKey::Offset {
-                group: req.group_id.clone(),
-                topic: topic.clone(),
-                partition: *partition,
-            };
-            effects.txn_records.push((
-                req.producer_id,
-                req.producer_epoch,
-                GroupRecord {
-                    group: req.group_id.clone(),
-                    key: key.encode(),
-                    value: Some(value.encode()),
-                },
-            ));
+            let record = offsets::record(&req.group_id, topic, partition, Some(&value));
+            effects
+                .txn_records
+                .push((req.producer_id, req.producer_epoch, record));
             self.pending_txn_offsets
                 .entry(req.producer_id)
                 .or_default()
-                .insert((req.group_id.clone(), topic.clone(), *partition), value);
+                .insert((req.group_id.clone(), topic.clone(), partition), value);
             errs.push(errors::NONE);
         }
         (errs, effects)

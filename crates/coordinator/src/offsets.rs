@@ -24,7 +24,13 @@ pub struct OffsetStore {
     groups: BTreeMap<String, BTreeMap<(String, i32), OffsetValue>>,
 }
 
-fn record(group: &str, topic: &str, partition: i32, value: Option<&OffsetValue>) -> GroupRecord {
+/// The `__consumer_offsets` record of one committed offset (`None`: its tombstone).
+pub(crate) fn record(
+    group: &str,
+    topic: &str,
+    partition: i32,
+    value: Option<&OffsetValue>,
+) -> GroupRecord {
     GroupRecord {
         group: group.to_string(),
         key: GroupKey::Offset {
@@ -37,6 +43,29 @@ fn record(group: &str, topic: &str, partition: i32, value: Option<&OffsetValue>)
     }
 }
 
+/// Checks one `(topic, partition, offset, leader_epoch, metadata)` of a commit (plain or
+/// transactional) and gives the value to store, or the partition's error.
+pub(crate) fn checked_value(
+    (topic, partition, offset, leader_epoch, metadata): &(String, i32, i64, i32, Option<String>),
+    config: &GroupConfig,
+    topic_exists: &impl Fn(&str, i32) -> bool,
+    now_ms: i64,
+) -> Result<OffsetValue, i16> {
+    let metadata = metadata.clone().unwrap_or_default();
+    if metadata.len() > config.offset_metadata_max_bytes {
+        return Err(errors::OFFSET_METADATA_TOO_LARGE);
+    }
+    if !topic_exists(topic, *partition) {
+        return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
+    }
+    Ok(OffsetValue {
+        offset: *offset,
+        leader_epoch: *leader_epoch,
+        metadata,
+        commit_timestamp_ms: now_ms,
+    })
+}
+
 impl OffsetStore {
     pub fn commit(
         &mut self,
@@ -47,26 +76,19 @@ impl OffsetStore {
     ) -> (Vec<i16>, Effects) {
         let mut effects = Effects::default();
         let mut errs = Vec::with_capacity(req.offsets.len());
-        for (topic, partition, offset, leader_epoch, metadata) in &req.offsets {
-            let metadata = metadata.clone().unwrap_or_default();
-            if metadata.len() > config.offset_metadata_max_bytes {
-                errs.push(errors::OFFSET_METADATA_TOO_LARGE);
-                continue;
-            }
-            if !topic_exists(topic, *partition) {
-                errs.push(errors::UNKNOWN_TOPIC_OR_PARTITION);
-                continue;
-            }
-            let value = OffsetValue {
-                offset: *offset,
-                leader_epoch: *leader_epoch,
-                metadata,
-                commit_timestamp_ms: now_ms,
+        for entry in &req.offsets {
+            let (topic, partition) = (&entry.0, entry.1);
+            let value = match checked_value(entry, config, &topic_exists, now_ms) {
+                Ok(value) => value,
+                Err(code) => {
+                    errs.push(code);
+                    continue;
+                }
             };
             effects
                 .records
-                .push(record(&req.group_id, topic, *partition, Some(&value)));
-            self.put(&req.group_id, topic, *partition, value);
+                .push(record(&req.group_id, topic, partition, Some(&value)));
+            self.put(&req.group_id, topic, partition, value);
             errs.push(errors::NONE);
         }
         (errs, effects)
