@@ -17,6 +17,7 @@ pub mod cleaner;
 pub mod connection;
 pub mod groups;
 pub mod handlers;
+pub mod internal;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;

@@ -98,6 +98,32 @@ impl MetadataStore {
         Ok(image)
     }
 
+    /// Loads the image of an existing data dir, for offline tools: nothing is created or
+    /// rewritten, and a dir without one is an error.
+    pub fn load_existing(&self) -> io::Result<MetadataImage> {
+        let path = self.dir.join(METADATA_FILE);
+        let bytes = fs::read(&path).map_err(|e| {
+            io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
+        })?;
+        let image: MetadataImage = serde_json::from_slice(&bytes).map_err(|e| {
+            io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("{} is not valid metadata: {e}", path.display()),
+            )
+        })?;
+        if image.version != FORMAT_VERSION {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!(
+                    "{} has format version {}, this klamm reads {FORMAT_VERSION}",
+                    path.display(),
+                    image.version
+                ),
+            ));
+        }
+        Ok(image)
+    }
+
     pub fn save(&self, image: &MetadataImage) -> io::Result<()> {
         let json = serde_json::to_vec_pretty(image).map_err(io::Error::other)?;
         write_atomic(&self.dir, METADATA_FILE, &json)

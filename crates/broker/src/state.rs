@@ -117,6 +117,16 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
     Ok(())
 }
 
+/// Kafka's rule: `a.b` and `a_b` may not both exist, because metric names replace `.` by `_`
+/// and the two topics' metrics would be one.
+pub fn topic_names_collide(a: &str, b: &str) -> bool {
+    a.len() == b.len()
+        && a != b
+        && a.bytes()
+            .zip(b.bytes())
+            .all(|(x, y)| x == y || matches!((x, y), (b'.', b'_') | (b'_', b'.')))
+}
+
 impl Broker {
     /// Opens the data dir: loads metadata, recovers every partition (scanning the last
     /// segment of each after an unclean shutdown). Returns the broker and the flusher's
@@ -386,6 +396,16 @@ impl Broker {
                 format!("Topic '{name}' already exists."),
             ));
         }
+        if let Some(other) = self
+            .read_topics()
+            .keys()
+            .find(|other| topic_names_collide(name, other))
+        {
+            return Err(AdminError::new(
+                ResponseError::InvalidTopicException,
+                format!("Topic '{name}' collides with existing topic: {other}"),
+            ));
+        }
         let partitions = if num_partitions == -1 {
             self.settings.num_partitions
         } else {
@@ -463,6 +483,10 @@ impl Broker {
     pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, AdminError> {
         if let Some(t) = self.topic(name) {
             return Ok(t);
+        }
+        if crate::internal::is_internal(name) {
+            // Created by its coordinator with its own settings, never as a plain topic.
+            return crate::internal::ensure(self, name);
         }
         if !self.settings.auto_create_topics_enable {
             return Err(AdminError::new(
@@ -594,6 +618,7 @@ impl Broker {
         name: &str,
         overrides: BTreeMap<String, String>,
     ) -> Result<(), AdminError> {
+        crate::internal::check_configs(name, &overrides)?;
         let mut image = self.lock_image();
         let current = self.topic(name).ok_or_else(|| {
             AdminError::new(

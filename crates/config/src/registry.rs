@@ -252,11 +252,11 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key("socket.request.max.bytes", Int, "104857600", AtLeast(1),
         "Largest request frame accepted; larger frames close the connection."),
     key("connections.max.idle.ms", Long, "600000", AtLeast(0), "Close connections idle for this long."),
-    key("max.connections", Int, "2147483647", AtLeast(0),
+    key("max.connections", Int, "2147483647", AtLeast(1),
         "Connections accepted in total; one more is closed as soon as it is accepted. In a file \
          together with max.connections.per.ip, one of the two must be quoted.")
         .dynamic(),
-    key("max.connections.per.ip", Int, "2147483647", AtLeast(0), "Connections accepted from one IP address.")
+    key("max.connections.per.ip", Int, "2147483647", AtLeast(1), "Connections accepted from one IP address.")
         .dynamic(),
     key("queued.max.requests.per.connection", Int, "128", AtLeast(1),
         "Klamm: requests in flight on one connection before the broker stops reading from it."),

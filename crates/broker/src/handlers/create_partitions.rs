@@ -13,7 +13,11 @@ pub fn handle(broker: &Arc<Broker>, request: CreatePartitionsRequest) -> Reply {
         .into_iter()
         .map(|t| {
             let result = CreatePartitionsTopicResult::default().with_name(t.name.clone());
-            match broker.add_partitions(t.name.0.as_str(), t.count, request.validate_only) {
+            let outcome = match crate::internal::refuse_new_partitions(t.name.0.as_str()) {
+                Some(refused) => Err(refused),
+                None => broker.add_partitions(t.name.0.as_str(), t.count, request.validate_only),
+            };
+            match outcome {
                 Ok(()) => result,
                 Err(e) => result
                     .with_error_code(e.error.code())

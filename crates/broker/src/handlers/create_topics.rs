@@ -46,6 +46,9 @@ fn create_one(
     validate_only: bool,
 ) -> Result<(i32, uuid::Uuid), AdminError> {
     let name = t.name.0.as_str();
+    if let Some(refused) = crate::internal::refuse_create(name) {
+        return Err(refused);
+    }
     let (mut partitions, mut replication) = (t.num_partitions, t.replication_factor);
     if !t.assignments.is_empty() {
         if partitions != -1 || replication != -1 {

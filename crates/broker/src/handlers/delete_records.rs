@@ -20,6 +20,7 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> Reply {
         .topics
         .into_iter()
         .map(|t| {
+            let refused = crate::internal::refuse_delete_records(t.name.0.as_str());
             let topic = broker.topic(t.name.0.as_str());
             let partitions =
                 t.partitions
@@ -28,6 +29,9 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteRecordsRequest) -> Reply {
                         let result = DeleteRecordsPartitionResult::default()
                             .with_partition_index(p.partition_index)
                             .with_low_watermark(-1);
+                        if let Some(e) = &refused {
+                            return result.with_error_code(e.error.code());
+                        }
                         match topic.as_ref().and_then(|t| t.partition(p.partition_index)) {
                             None => result
                                 .with_error_code(ResponseError::UnknownTopicOrPartition.code()),

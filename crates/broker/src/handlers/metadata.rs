@@ -135,7 +135,7 @@ fn describe(topic: &Topic, node: BrokerId) -> MetadataResponseTopic {
     MetadataResponseTopic::default()
         .with_name(Some(TopicName(StrBytes::from_string(topic.name.clone()))))
         .with_topic_id(topic.id)
-        .with_is_internal(topic.name.starts_with("__"))
+        .with_is_internal(crate::internal::is_internal(&topic.name))
         .with_partitions(partitions)
         .with_topic_authorized_operations(i32::MIN)
 }

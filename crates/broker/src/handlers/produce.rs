@@ -35,7 +35,11 @@ pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Re
     let transactional_id = request.transactional_id.as_ref().map(|t| t.0.to_string());
     for topic_data in request.topic_data {
         let name = topic_data.name.0.as_str().to_string();
-        let topic = broker.get_or_auto_create(&name);
+        // Internal topics are the coordinators' own: refused before any auto-create.
+        let topic = match crate::internal::refuse_append(&name) {
+            Some(refused) => Err(refused),
+            None => broker.get_or_auto_create(&name),
+        };
         let partitions = topic_data
             .partition_data
             .into_iter()
@@ -98,7 +102,7 @@ fn append_one(
 ) -> Appended {
     let topic = match topic {
         Ok(t) => t,
-        Err(e) => return (error(index, e.error, None), None),
+        Err(e) => return (error(index, e.error, Some(e.message.clone())), None),
     };
     let Some(partition) = topic.partition(index) else {
         return (
@@ -177,8 +181,10 @@ fn append_one(
     }
 }
 
-/// Kafka's per-record rules, checked only when they can apply: compacted topics refuse
-/// keyless records (INVALID_RECORD), and CreateTime records must lie within
+/// Kafka's per-record rules: every record's offset delta is its position in the batch (as
+/// Kafka checks for compressed batches: a batch with deltas `[0, -5]` makes consumers drop
+/// one record and see two at one offset), compacted topics refuse keyless records
+/// (INVALID_RECORD), and CreateTime records must lie within
 /// `message.timestamp.before.max.ms` / `message.timestamp.after.max.ms` of now
 /// (INVALID_TIMESTAMP). A violation refuses the partition's whole request, naming the
 /// records (`record_errors`, by index within the request's records) as Kafka does.
@@ -194,9 +200,6 @@ fn check_records(
     let earliest = now.saturating_sub(s.message_timestamp_before_max_ms);
     let latest = now.saturating_add(s.message_timestamp_after_max_ms);
     let check_time = !log_append_time && (earliest > i64::MIN / 2 || latest < i64::MAX / 2);
-    if !s.cleanup_policy_compact && !check_time {
-        return None;
-    }
     let mut errors: Vec<(i32, String)> = Vec::new();
     let mut kind = ResponseError::InvalidRecord;
     let mut first = 0i32;
@@ -204,7 +207,9 @@ fn check_records(
         {
             let visited = rewrite::visit_records(header, &records[range.clone()], |i, r, ts| {
                 let at = first + i as i32;
-                if s.cleanup_policy_compact && r.key.is_none() {
+                if i64::from(r.offset_delta) != i as i64 {
+                    errors.push((at, format!("Inner record offset delta {} should be {i} in topic partition {}-{index}.", r.offset_delta, topic.name)));
+                } else if s.cleanup_policy_compact && r.key.is_none() {
                     errors.push((at, format!("Compacted topic cannot accept message without key in topic partition {}-{index}.", topic.name)));
                 } else if check_time && !(earliest..=latest).contains(&ts) {
                     kind = ResponseError::InvalidTimestamp;
@@ -221,7 +226,10 @@ fn check_records(
     if errors.is_empty() {
         return None;
     }
-    if errors.iter().any(|(_, m)| m.starts_with("Compacted")) {
+    if errors
+        .iter()
+        .any(|(_, m)| m.starts_with("Compacted") || m.starts_with("Inner"))
+    {
         kind = ResponseError::InvalidRecord;
     }
     let shown: Vec<String> = errors

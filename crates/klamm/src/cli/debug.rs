@@ -1,5 +1,7 @@
 //! `klamm debug dump-segment FILE` and `klamm debug check-dir DIR`: offline, read-only
 //! inspection of a data directory (no broker needed; safe on a stopped broker's files).
+//! `klamm debug dynamic-config list|delete DIR`: the dynamic broker configs stored in a
+//! stopped broker's data directory, and the way out when one of them locks clients out.
 
 use super::{print_json, Ctx, Table};
 use anyhow::{Context, Result};
@@ -25,6 +27,36 @@ pub enum DebugCommand {
         /// A log.dirs directory, or one <topic>-<partition> directory in it.
         dir: PathBuf,
     },
+    /// Dynamic broker configs stored in a data directory (set by AlterConfigs /
+    /// IncrementalAlterConfigs and restored at every start). Run on a STOPPED broker's
+    /// directory: a running broker keeps its values and rewrites the file.
+    #[command(subcommand)]
+    DynamicConfig(DynamicConfigCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum DynamicConfigCommand {
+    /// Print every stored dynamic broker config: layer (cluster, or a broker id), key, value.
+    List {
+        /// The broker's log.dirs directory (holds klamm-metadata.json).
+        dir: PathBuf,
+    },
+    /// Remove keys from the stored dynamic configs (every layer, unless --broker or
+    /// --cluster names one), so the next start uses the static value. Exit 1 if a key was
+    /// not stored.
+    Delete {
+        /// The broker's log.dirs directory (holds klamm-metadata.json).
+        dir: PathBuf,
+        /// Config keys to remove, e.g. max.connections.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Only this broker's own layer (resource "<id>").
+        #[arg(long, conflicts_with = "cluster")]
+        broker: Option<i32>,
+        /// Only the cluster-wide layer (resource "").
+        #[arg(long)]
+        cluster: bool,
+    },
 }
 
 pub fn run(ctx: &Ctx, cmd: DebugCommand) -> Result<bool> {
@@ -32,7 +64,77 @@ pub fn run(ctx: &Ctx, cmd: DebugCommand) -> Result<bool> {
     match cmd {
         DebugCommand::DumpSegment { file, records } => dump(ctx, &file, records),
         DebugCommand::CheckDir { dir } => check_dir(ctx, &dir),
+        DebugCommand::DynamicConfig(DynamicConfigCommand::List { dir }) => list_dynamic(ctx, &dir),
+        DebugCommand::DynamicConfig(DynamicConfigCommand::Delete {
+            dir,
+            keys,
+            broker,
+            cluster,
+        }) => {
+            let layer = match (broker, cluster) {
+                (Some(id), _) => Some(id.to_string()),
+                (None, true) => Some(String::new()),
+                (None, false) => None,
+            };
+            delete_dynamic(&dir, &keys, layer.as_deref())
+        }
     }
+}
+
+/// The name operators see for a stored layer: `""` is the cluster-wide default.
+fn layer_name(layer: &str) -> String {
+    if layer.is_empty() {
+        "(cluster)".to_string()
+    } else {
+        format!("broker {layer}")
+    }
+}
+
+fn list_dynamic(ctx: &Ctx, dir: &Path) -> Result<bool> {
+    let image = klamm_broker::metadata::MetadataStore::new(dir).load_existing()?;
+    if ctx.json() {
+        print_json(&json!(image.broker_configs));
+        return Ok(true);
+    }
+    let mut table = Table::new(&["LAYER", "KEY", "VALUE"]);
+    for (layer, values) in &image.broker_configs {
+        for (key, value) in values {
+            table.row(vec![layer_name(layer), key.clone(), value.clone()]);
+        }
+    }
+    table.print();
+    Ok(true)
+}
+
+fn delete_dynamic(dir: &Path, keys: &[String], layer: Option<&str>) -> Result<bool> {
+    let store = klamm_broker::metadata::MetadataStore::new(dir);
+    let mut image = store.load_existing()?;
+    let mut all_found = true;
+    for key in keys {
+        let mut found = false;
+        for (name, values) in image.broker_configs.iter_mut() {
+            if layer.is_some_and(|l| l != name) {
+                continue;
+            }
+            if let Some(old) = values.remove(key) {
+                found = true;
+                println!("deleted {key}={old} from {}", layer_name(name));
+            }
+        }
+        if !found {
+            all_found = false;
+            eprintln!(
+                "{key}: not stored as a dynamic config{}",
+                match layer {
+                    Some(l) => format!(" in {}", layer_name(l)),
+                    None => String::new(),
+                }
+            );
+        }
+    }
+    image.broker_configs.retain(|_, values| !values.is_empty());
+    store.save(&image)?;
+    Ok(all_found)
 }
 
 const CODECS: [&str; 5] = ["none", "gzip", "snappy", "lz4", "zstd"];

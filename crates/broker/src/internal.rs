@@ -1,0 +1,136 @@
+//! The broker's internal topics (`__consumer_offsets`, `__transaction_state`): what clients
+//! may and may not do with them.
+//!
+//! Their records are the coordinators' state, so only the broker writes, creates or reshapes
+//! them: a forged record in `__consumer_offsets` would change another group's committed
+//! offsets at the next replay, DeleteRecords would erase every group's offsets, and a
+//! different partition count would move groups to other partitions (whose replay order then
+//! makes committed offsets go backwards). As Kafka, clients may read them and change the
+//! configs that do not change their meaning (retention, segment size).
+
+use crate::state::{AdminError, Broker, Topic};
+use kafka_protocol::error::ResponseError;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+/// Every internal topic, with the coordinator that owns it. A later internal topic is one
+/// more row here (and one more arm in [`ensure`]).
+pub const INTERNAL_TOPICS: [&str; 2] = [crate::groups::OFFSETS_TOPIC, crate::txn::TXN_TOPIC];
+
+/// Topic configs an internal topic keeps whatever a client asks: both are compacted logs of
+/// keyed state, and `delete` would drop live state with old segments.
+const FIXED_CONFIGS: [(&str, &str); 1] = [("cleanup.policy", "compact")];
+
+pub fn is_internal(name: &str) -> bool {
+    INTERNAL_TOPICS.contains(&name)
+}
+
+/// Produce to an internal topic (Kafka: INVALID_TOPIC_EXCEPTION, "Cannot append to internal
+/// topic"). Only the coordinators append, through their own partition handles.
+pub fn refuse_append(name: &str) -> Option<AdminError> {
+    is_internal(name).then(|| {
+        AdminError::new(
+            ResponseError::InvalidTopicException,
+            format!("Cannot append to internal topic {name}"),
+        )
+    })
+}
+
+/// DeleteRecords on an internal topic (Kafka: "Cannot delete records of internal topic").
+pub fn refuse_delete_records(name: &str) -> Option<AdminError> {
+    is_internal(name).then(|| {
+        AdminError::new(
+            ResponseError::InvalidTopicException,
+            format!("Cannot delete records of internal topic {name}"),
+        )
+    })
+}
+
+/// CreateTopics of an internal name: the broker creates it, on first use, with its own
+/// partition count and configs.
+pub fn refuse_create(name: &str) -> Option<AdminError> {
+    is_internal(name).then(|| {
+        AdminError::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "{name} is an internal topic: the broker creates it on first use with its own \
+                 settings (offsets.topic.num.partitions, transaction.state.log.num.partitions)"
+            ),
+        )
+    })
+}
+
+/// CreatePartitions on an internal topic: a group's (or transactional id's) partition is a
+/// hash modulo the count, so a new count moves it and replay would mix old and new records.
+pub fn refuse_new_partitions(name: &str) -> Option<AdminError> {
+    is_internal(name).then(|| {
+        AdminError::new(
+            ResponseError::InvalidRequest,
+            format!(
+                "the partition count of the internal topic {name} is fixed: a new count would \
+                 move coordinator state to other partitions"
+            ),
+        )
+    })
+}
+
+/// A config change on an internal topic that would change what its records mean.
+pub fn check_configs(name: &str, overrides: &BTreeMap<String, String>) -> Result<(), AdminError> {
+    if !is_internal(name) {
+        return Ok(());
+    }
+    for (key, fixed) in FIXED_CONFIGS {
+        if overrides.get(key).is_some_and(|v| v != fixed) || !overrides.contains_key(key) {
+            return Err(AdminError::new(
+                ResponseError::InvalidConfig,
+                format!("{key} of the internal topic {name} is fixed at {fixed}"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The internal topic `name`, created by its coordinator with its own settings if missing.
+/// This is the only way an internal topic comes to exist (never through auto-create).
+pub fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, AdminError> {
+    match name {
+        crate::groups::OFFSETS_TOPIC => crate::groups::offsets_topic(broker),
+        crate::txn::TXN_TOPIC => crate::txn::transaction_topic(broker),
+        _ => Err(AdminError::new(
+            ResponseError::UnknownTopicOrPartition,
+            format!("{name} is not an internal topic"),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn internal_names_and_fixed_configs() {
+        assert!(is_internal("__consumer_offsets"));
+        assert!(is_internal("__transaction_state"));
+        assert!(!is_internal("__consumer_offsets2"));
+        assert!(!is_internal("orders"));
+        let compact = BTreeMap::from([("cleanup.policy".to_string(), "compact".to_string())]);
+        assert!(check_configs("__consumer_offsets", &compact).is_ok());
+        let delete = BTreeMap::from([("cleanup.policy".to_string(), "delete".to_string())]);
+        assert!(check_configs("__consumer_offsets", &delete).is_err());
+        assert!(check_configs("__transaction_state", &BTreeMap::new()).is_err());
+        assert!(check_configs("orders", &delete).is_ok());
+    }
+
+    #[test]
+    fn dots_and_underscores_collide() {
+        use crate::state::topic_names_collide as collide;
+        assert!(collide("a.b", "a_b"));
+        assert!(collide("a_b.c", "a.b_c"));
+        assert!(
+            !collide("a.b", "a.b"),
+            "the same name is TOPIC_ALREADY_EXISTS, not a collision"
+        );
+        assert!(!collide("a.b", "a-b"));
+        assert!(!collide("a.b", "a.bc"));
+    }
+}
