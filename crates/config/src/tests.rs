@@ -77,7 +77,7 @@ fn validators_accept_normalize_and_reject() {
         num.partitions=0                        !! >= 1
         log.segment.bytes=13                    !! a whole number of bytes >= 14
         log.segment.bytes=4GiB                  !! between 14 and 2147483647
-        max.connections=2147483648              !! between 0 and 2147483647
+        max.connections=2147483648              !! between 1 and 2147483647
         default.replication.factor=0            !! between 1 and 32767
         default.replication.factor=3            => 3
         log.retention.hours=-1                  => -1

@@ -403,8 +403,13 @@ fn prepared_commit_is_completed_after_a_crash() {
         ),
         0
     );
-    // The state a crash between EndTxn's Prepare record and its markers leaves behind:
-    // written as the coordinator would, into the id's __transaction_state partition.
+    assert_eq!(raw_list_offset_committed(&mut raw, "prep"), 0);
+    drop(raw);
+    b.kill9();
+    // The state a crash between EndTxn's Prepare record and its markers leaves behind,
+    // written as the coordinator would into the id's __transaction_state partition. No
+    // client may produce to an internal topic, so it is appended to the log on disk while
+    // the broker is down.
     let prepare = TxnValue {
         producer_id: pid,
         producer_epoch: epoch,
@@ -418,17 +423,24 @@ fn prepared_commit_is_completed_after_a_crash() {
         &[(encode_key("tx"), Some(prepare.encode()))],
         common::now_ms(),
     );
-    let r = raw.produce(
-        9,
-        "__transaction_state",
-        partition_for_group("tx", 50),
-        record,
-        -1,
-    );
-    assert_eq!(r.error_code, 0);
-    assert_eq!(raw_list_offset_committed(&mut raw, "prep"), 0);
-    drop(raw);
-    b.kill9();
+    let dir = b.data_dir().join(format!(
+        "__transaction_state-{}",
+        partition_for_group("tx", 50)
+    ));
+    let (mut log, _) = klamm_log::PartitionLog::open(&dir, klamm_log::LogConfig::default(), false)
+        .expect("open the transaction log partition");
+    let batches = klamm_protocol::batch::validate_produce(
+        &record,
+        klamm_protocol::batch::ProduceLimits {
+            max_batch_bytes: 1 << 20,
+            produce_version: 9,
+        },
+    )
+    .expect("a valid batch");
+    log.append(&record, &batches, common::now_ms(), 0, false)
+        .expect("append the Prepare record");
+    log.sync().expect("sync");
+    drop(log);
     b.start_again();
     // Recovery writes the COMMIT marker: the data becomes stable.
     let mut raw = RawConn::connect(b.port());
