@@ -42,6 +42,11 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+# Lets clients set the test key `internal.segment.bytes` (below segment.bytes's 1 MiB floor)
+# without changing any other topic: the broker-wide value equals the default segment size.
+SMALL_SEGMENTS = ("--set", "internal.log.segment.bytes=1073741824")
+
+
 def unique_name(prefix: str) -> str:
     """A topic name no other test uses (tests share nothing, but names stay readable)."""
     return f"{prefix}-{uuid.uuid4().hex[:8]}"

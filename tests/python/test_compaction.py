@@ -15,13 +15,13 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartiti
 
 from confluent_kafka.admin import AdminClient, AlterConfigOpType, ConfigEntry, ConfigResource
 
-from conftest import unique_name
+from conftest import SMALL_SEGMENTS, unique_name
 from helpers import DeliveryLog, create_topic, producer
 
-FAST_CLEANER = ("--set", "log.cleaner.backoff.ms=100")
+FAST_CLEANER = ("--set", "log.cleaner.backoff.ms=100", *SMALL_SEGMENTS)
 COMPACT = {
     "cleanup.policy": "compact",
-    "segment.bytes": "4096",
+    "internal.segment.bytes": "4096",
     "segment.ms": "300",
     "min.cleanable.dirty.ratio": "0.01",
     "delete.retention.ms": "1500",
@@ -224,7 +224,7 @@ def test_kill_9_during_compaction_leaves_a_correct_log(broker_factory):
     # The cleaner's I/O limit stretches each round over a second or so, so kills land inside.
     b = broker_factory(*FAST_CLEANER, "--set", "log.cleaner.io.max.bytes.per.second=1500000")
     topic = unique_name("compact-crash")
-    create_topic(b.bootstrap, topic, 1, {**COMPACT, "segment.bytes": "65536", "delete.retention.ms": "600000"})
+    create_topic(b.bootstrap, topic, 1, {**COMPACT, "internal.segment.bytes": "65536", "delete.retention.ms": "600000"})
     produced = []
     value = b"v" * 200
     for round_ in range(6):

@@ -1,6 +1,7 @@
 """Topic config changes (part of issue 5): AlterConfigs and IncrementalAlterConfigs from real
 clients, validation with INVALID_CONFIG, persistence across restart, effect without restart."""
 
+import subprocess
 import time
 
 import pytest
@@ -9,7 +10,7 @@ from confluent_kafka import KafkaException
 from kafka.admin import ConfigResource as KPConfigResource
 from kafka.admin import ConfigResourceType, KafkaAdminClient
 
-from conftest import unique_name
+from conftest import SMALL_SEGMENTS, klamm_bin, unique_name
 from helpers import create_topic, producer
 
 
@@ -99,9 +100,9 @@ def test_switching_a_topic_to_compact_with_kafka_python_compacts_it(broker_facto
     cleaner acts on them without one."""
     from test_compaction import read_from_start, produce_keyed, wait_for
 
-    b = broker_factory("--set", "log.cleaner.backoff.ms=100")
+    b = broker_factory("--set", "log.cleaner.backoff.ms=100", *SMALL_SEGMENTS)
     topic = unique_name("kp-compact")
-    create_topic(b.bootstrap, topic, 1, {"segment.bytes": "4096", "segment.ms": "300"})
+    create_topic(b.bootstrap, topic, 1, {"internal.segment.bytes": "4096", "segment.ms": "300"})
     records = [(b"k%d" % (i % 10), b"v%d" % i) for i in range(300)]
     offsets = produce_keyed(b.bootstrap, topic, records)
     time.sleep(1.0)
@@ -109,7 +110,7 @@ def test_switching_a_topic_to_compact_with_kafka_python_compacts_it(broker_facto
     admin = KafkaAdminClient(bootstrap_servers=b.bootstrap)
     try:
         admin.alter_configs([KPConfigResource(ConfigResourceType.TOPIC, topic, configs={
-            "cleanup.policy": "compact", "segment.bytes": "4096", "segment.ms": "300",
+            "cleanup.policy": "compact", "internal.segment.bytes": "4096", "segment.ms": "300",
             "min.cleanable.dirty.ratio": "0.01", "delete.retention.ms": "5000",
             "min.compaction.lag.ms": "0", "max.compaction.lag.ms": "60000"})])
     finally:
@@ -274,7 +275,7 @@ def test_cluster_wide_defaults_with_kafka_python_and_refusals(broker_factory):
         assert e.value.args[0].name() == "INVALID_CONFIG", name
         assert name in e.value.args[0].str(), e.value.args[0].str()
     # validate_only checks without changing.
-    alter_broker(b.bootstrap, [set_op("log.segment.bytes", "4096")], validate_only=True)
+    alter_broker(b.bootstrap, [set_op("log.segment.bytes", "4194304")], validate_only=True)
     assert describe(b.bootstrap, topic)["segment.bytes"] == ("2097152", DYNAMIC_BROKER)
     # APPEND works on the broker's list keys too.
     alter_broker(b.bootstrap, [ConfigEntry("log.cleanup.policy", "compact", incremental_operation=AlterConfigOpType.APPEND)])
@@ -294,3 +295,39 @@ def test_connection_limit_changes_without_restart(broker_factory):
     assert answers(connect(b.host, b.port, source="127.0.0.4")), "removing the limit did not lift it"
     for s in held:
         s.close()
+
+
+def test_segment_bytes_below_one_mib_is_refused_from_every_path(broker_factory, tmp_path):
+    """Issue 15 item 10: 14-byte segments cost fds and maps until the broker runs out, so
+    segment.bytes has Kafka 4.0's 1 MiB floor; the internal test key is the operator's."""
+    b = broker_factory()
+    a = AdminClient({"bootstrap.servers": b.bootstrap})
+    from confluent_kafka.admin import NewTopic
+
+    for key in ("segment.bytes", "internal.segment.bytes"):
+        topic = unique_name("seg-floor")
+        fut = a.create_topics([NewTopic(topic, 1, 1, config={key: "14"})])[topic]
+        with pytest.raises(KafkaException) as e:
+            fut.result(timeout=10)
+        assert e.value.args[0].name() == "INVALID_CONFIG", key
+        assert key in e.value.args[0].str()
+    topic = unique_name("seg-floor")
+    create_topic(b.bootstrap, topic, 1)
+    for key in ("segment.bytes", "internal.segment.bytes"):
+        with pytest.raises(KafkaException) as e:
+            incremental(b.bootstrap, topic, [ConfigEntry(key, "14", incremental_operation=AlterConfigOpType.SET)])
+        assert e.value.args[0].name() == "INVALID_CONFIG", key
+    incremental(b.bootstrap, topic, [ConfigEntry("segment.bytes", "1048576", incremental_operation=AlterConfigOpType.SET)])
+    assert describe(b.bootstrap, topic)["segment.bytes"][0] == "1048576"
+    # Broker-wide: the dynamic default has the same floor, and the test key is not dynamic.
+    for key in ("log.segment.bytes", "internal.log.segment.bytes"):
+        res = ConfigResource(ConfigResource.Type.BROKER, "1", incremental_configs=[
+            ConfigEntry(key, "14", incremental_operation=AlterConfigOpType.SET)])
+        with pytest.raises(KafkaException) as e:
+            a.incremental_alter_configs([res])[res].result(timeout=10)
+        assert e.value.args[0].name() in ("INVALID_CONFIG", "INVALID_REQUEST"), key
+    # At start-up, a clear message naming the key, and no broker.
+    out = subprocess.run([klamm_bin(), "serve", "--data-dir", str(tmp_path / "d"), "--set", "log.segment.bytes=14"],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0
+    assert "log.segment.bytes" in out.stderr and "1048576" in out.stderr, out.stderr

@@ -48,7 +48,7 @@ def value_for(offset: int) -> bytes:
 
 def build_pristine(tmp_path: Path) -> Path:
     data = tmp_path / "pristine"
-    b = Broker(data, tmp_path / "build.log", ["--set", "log.segment.bytes=65536"])
+    b = Broker(data, tmp_path / "build.log", ["--set", "internal.log.segment.bytes=65536"])
     b.start()
     try:
         create_topic(b.bootstrap, TOPIC, 1)
@@ -161,7 +161,7 @@ def test_damaged_files_never_crash_the_broker_or_serve_bad_data(tmp_path):
         if check.returncode not in (0, 1):
             violations.append(f"round {n} ({what}): check-dir exited {check.returncode}: "
                               f"{check.stderr[-300:]}")
-        b = Broker(data, tmp_path / f"round-{n}.log", ["--set", "log.segment.bytes=65536"])
+        b = Broker(data, tmp_path / f"round-{n}.log", ["--set", "internal.log.segment.bytes=65536"])
         try:
             try:
                 b.start()

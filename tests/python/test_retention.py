@@ -5,7 +5,7 @@ import time
 
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import unique_name
+from conftest import SMALL_SEGMENTS, unique_name
 from helpers import create_topic, producer
 
 
@@ -70,9 +70,9 @@ def log_bytes(partition_dir):
 
 
 def test_retention_bytes_bounds_the_log(broker_factory):
-    b = broker_factory("--set", "log.retention.check.interval.ms=100")
+    b = broker_factory("--set", "log.retention.check.interval.ms=100", *SMALL_SEGMENTS)
     topic = unique_name("ret-bytes")
-    create_topic(b.bootstrap, topic, 1, {"segment.bytes": "2000", "retention.bytes": "6000"})
+    create_topic(b.bootstrap, topic, 1, {"internal.segment.bytes": "2000", "retention.bytes": "6000"})
     p = producer(b.bootstrap, **{"linger.ms": 0})
     for i in range(200):
         p.produce(topic, value=b"x" * 100 + str(i).encode())

@@ -210,14 +210,13 @@ pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
         .get("offsets.topic.num.partitions")
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let segment_bytes = broker
-        .config()
+    let config = broker.config();
+    let segment_bytes = config
         .get("offsets.topic.segment.bytes")
-        .unwrap_or("104857600")
-        .to_string();
+        .unwrap_or("104857600");
     let configs = vec![
         ("cleanup.policy".to_string(), Some("compact".to_string())),
-        ("segment.bytes".to_string(), Some(segment_bytes)),
+        crate::internal::segment_config(segment_bytes),
     ];
     match broker.create_topic(OFFSETS_TOPIC, partitions, 1, &configs) {
         Ok(t) => Ok(t),

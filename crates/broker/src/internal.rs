@@ -90,6 +90,45 @@ pub fn check_configs(name: &str, overrides: &BTreeMap<String, String>) -> Result
     Ok(())
 }
 
+/// The segment-size config an internal topic is created with, from its broker key
+/// (`offsets.topic.segment.bytes`, `transaction.state.log.segment.bytes`). Those keys keep
+/// Kafka's floor of 1 byte, so a value below `segment.bytes`'s 1 MiB minimum (tests
+/// compacting tiny segments) is stored under the internal test key instead.
+pub fn segment_config(bytes: &str) -> (String, Option<String>) {
+    let below_floor = bytes.parse::<u64>().is_ok_and(|b| b < 1 << 20);
+    let key = if below_floor {
+        "internal.segment.bytes"
+    } else {
+        "segment.bytes"
+    };
+    (key.to_string(), Some(bytes.to_string()))
+}
+
+/// Topic keys under `internal.` (today `internal.segment.bytes`) let tests go below
+/// `segment.bytes`'s 1 MiB floor. A client may set them only on a broker whose operator
+/// opted in with the broker key `internal.log.segment.bytes`; otherwise one client could
+/// make every segment 14 bytes and spend the broker's file descriptors.
+pub fn refuse_test_keys<'a>(
+    broker: &Broker,
+    mut keys: impl Iterator<Item = &'a str>,
+) -> Option<AdminError> {
+    let opted_in = broker
+        .config()
+        .get("internal.log.segment.bytes")
+        .and_then(|v| v.parse::<i64>().ok())
+        .is_some_and(|v| v > 0);
+    let key = keys.find(|k| k.starts_with("internal."))?;
+    (!opted_in).then(|| {
+        AdminError::new(
+            ResponseError::InvalidConfig,
+            format!(
+                "{key} is a test key: a client may set it only when the broker runs with \
+                 internal.log.segment.bytes set; use segment.bytes (at least 1048576)"
+            ),
+        )
+    })
+}
+
 /// The internal topic `name`, created by its coordinator with its own settings if missing.
 /// This is the only way an internal topic comes to exist (never through auto-create).
 pub fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, AdminError> {

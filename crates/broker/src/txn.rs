@@ -64,10 +64,7 @@ pub fn transaction_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
         .unwrap_or(50);
     let configs = vec![
         ("cleanup.policy".to_string(), Some("compact".to_string())),
-        (
-            "segment.bytes".to_string(),
-            Some(get("transaction.state.log.segment.bytes", "104857600")),
-        ),
+        crate::internal::segment_config(&get("transaction.state.log.segment.bytes", "104857600")),
     ];
     match broker.create_topic(TXN_TOPIC, partitions, 1, &configs) {
         Ok(t) => Ok(t),

@@ -67,6 +67,8 @@ impl ConfigType {
 pub enum Validator {
     Any,
     AtLeast(i64),
+    /// 0 (off), or at least this.
+    ZeroOr(i64),
     /// Inclusive on both ends.
     Range {
         min: i64,
@@ -138,6 +140,14 @@ impl ConfigDef {
             ..self
         }
     }
+    /// A topic key's broker default that only the operator may set (file, env, `--set`):
+    /// a client that could set it would lift a limit meant to hold against clients.
+    const fn static_only(self) -> ConfigDef {
+        ConfigDef {
+            dynamic: false,
+            ..self
+        }
+    }
 }
 
 use ConfigType::{Boolean, Double, Int, List, Long, String as Str};
@@ -146,8 +156,11 @@ use Validator::{AtLeast, Fraction, ListOf, OneOf, Range};
 const TIMESTAMP_TYPES: &[&str] = &["CreateTime", "LogAppendTime"];
 const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
-/// Kafka's smallest legal segment: one v0 record's overhead.
-const SEGMENT_BYTES_MIN: i64 = 14;
+/// Kafka 4.0's smallest `segment.bytes` (KIP-1030): below it, every segment costs file
+/// descriptors and maps out of all proportion to the data it holds.
+const SEGMENT_BYTES_MIN: i64 = 1 << 20;
+/// The smallest segment the internal test keys allow: one v0 record's overhead.
+const INTERNAL_SEGMENT_BYTES_MIN: i64 = 14;
 
 #[rustfmt::skip] // a table: one entry per key reads better than rustfmt's layout
 pub static BROKER_CONFIGS: &[ConfigDef] = &[
@@ -173,6 +186,12 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key("log.segment.bytes", Int, "1073741824", AtLeast(SEGMENT_BYTES_MIN),
         "Maximum size of one log segment file before a new one is rolled.")
         .topic("segment.bytes"),
+    key("internal.log.segment.bytes", Int, "0", Validator::ZeroOr(INTERNAL_SEGMENT_BYTES_MIN),
+        "Klamm, for tests only: when > 0, the segment size of every topic without its own \
+         internal.segment.bytes, below log.segment.bytes's 1 MiB minimum (at least 14). \
+         Small segments cost file descriptors and maps; never set this in production.")
+        .topic("internal.segment.bytes")
+        .static_only(),
     key("log.roll.ms", Long, "", AtLeast(1), "Roll a new segment after this age; overrides log.roll.hours.")
         .topic("segment.ms"),
     key("log.roll.hours", Int, "168", AtLeast(1), "Roll a new segment after this many hours.")
@@ -338,6 +357,9 @@ pub static TOPIC_CONFIGS: &[TopicConfigDef] = &[
         "Delete old segments while the partition is larger; -1 means no limit."),
     topic("segment.bytes", &["log.segment.bytes"], Int, "1073741824", AtLeast(SEGMENT_BYTES_MIN),
         "Maximum segment file size."),
+    topic("internal.segment.bytes", &["internal.log.segment.bytes"], Int, "0",
+        Validator::ZeroOr(INTERNAL_SEGMENT_BYTES_MIN),
+        "For tests only: when > 0, overrides segment.bytes below its 1 MiB minimum."),
     topic("segment.ms", &["log.roll.ms", "log.roll.hours"], Long, "604800000", AtLeast(1),
         "Roll a new segment after this age."),
     topic("segment.index.bytes", &["log.index.size.max.bytes"], Int, "10485760", AtLeast(4),

@@ -229,7 +229,10 @@ impl Config {
             cleanup_policy_delete: policy.split(',').any(|p| p == "delete"),
             retention_ms: t.get("retention.ms"),
             retention_bytes: t.get("retention.bytes"),
-            segment_bytes: t.get("segment.bytes"),
+            segment_bytes: match t.get::<u64>("internal.segment.bytes") {
+                0 => t.get("segment.bytes"),
+                for_tests => for_tests,
+            },
             segment_ms: t.get("segment.ms"),
             segment_index_bytes: t.get("segment.index.bytes"),
             max_message_bytes: t.get("max.message.bytes"),

@@ -75,8 +75,10 @@ fn validators_accept_normalize_and_reject() {
         r"
         node.id=-1                              !! expected a whole number >= 0
         num.partitions=0                        !! >= 1
-        log.segment.bytes=13                    !! a whole number of bytes >= 14
-        log.segment.bytes=4GiB                  !! between 14 and 2147483647
+        log.segment.bytes=1048575               !! a whole number of bytes >= 1048576
+        log.segment.bytes=4GiB                  !! between 1048576 and 2147483647
+        internal.log.segment.bytes=13           !! 0 (off) or >= 14
+        internal.log.segment.bytes=14           => 14
         max.connections=2147483648              !! between 1 and 2147483647
         default.replication.factor=0            !! between 1 and 32767
         default.replication.factor=3            => 3
@@ -110,7 +112,7 @@ fn validators_accept_normalize_and_reject() {
     );
     assert_eq!(
         load_err(&sets(&["log.segment.bytes=abc"])),
-        r#"invalid value "abc" for log.segment.bytes (from --set): expected a whole number of bytes >= 14"#
+        r#"invalid value "abc" for log.segment.bytes (from --set): expected a whole number of bytes >= 1048576"#
     );
 }
 
@@ -143,9 +145,10 @@ fn human_units_on_byte_and_ms_keys() {
         r"
         log.segment.bytes=1GiB              => 1073741824
         log.segment.bytes=512MiB            => 536870912
-        log.segment.bytes=1 KiB             => 1024
-        log.segment.bytes=1kb               => 1000
-        log.segment.bytes=100B              => 100
+        log.segment.bytes=1 MiB             => 1048576
+        log.segment.bytes=2000kb            => 2000000
+        log.segment.bytes=1048576B          => 1048576
+        log.segment.bytes=1 KiB             !! >= 1048576
         log.retention.ms=7d                 => 604800000
         log.retention.ms=10s                => 10000
         log.retention.ms=250ms              => 250
@@ -409,6 +412,22 @@ fn retention_most_specific_unit_wins() {
         config.topic_settings(&BTreeMap::new()).segment_ms,
         3_600_000
     );
+}
+
+#[test]
+fn segment_bytes_has_a_1_mib_floor_that_only_the_internal_test_keys_pass() {
+    let small: BTreeMap<String, String> = pairs(&[("segment.bytes", "4096")]).into_iter().collect();
+    // A stored value below the floor (from an older version) is ignored, not trusted.
+    let config = load(&sets::<&str>(&[]));
+    assert_eq!(config.topic_settings(&small).segment_bytes, 1 << 30);
+    assert!(validate_topic_config("segment.bytes", "4096").is_err());
+    let internal: BTreeMap<String, String> = pairs(&[("internal.segment.bytes", "4096")])
+        .into_iter()
+        .collect();
+    assert_eq!(config.topic_settings(&internal).segment_bytes, 4096);
+    let config = load(&sets(&["internal.log.segment.bytes=65536"]));
+    assert_eq!(config.topic_settings(&BTreeMap::new()).segment_bytes, 65536);
+    assert_eq!(config.topic_settings(&internal).segment_bytes, 4096);
 }
 
 #[test]
@@ -719,6 +738,10 @@ fn dynamic_changes_refuse_static_unknown_and_invalid_keys() {
     assert!(err("no.such.key", "1").contains("unknown config key no.such.key"));
     assert!(err("message.max.bytes", "lots").contains("message.max.bytes"));
     assert!(err("max.connections", "-1").contains("max.connections"));
+    // The test-only floor bypass is the operator's alone.
+    assert!(
+        err("internal.log.segment.bytes", "14").contains("cannot be changed while the broker runs")
+    );
     // A persisted value this version refuses is skipped, not fatal.
     let mut restored = Config::defaults();
     let stored = BTreeMap::from([

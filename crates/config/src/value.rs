@@ -117,6 +117,7 @@ fn fits_type(ty: ConfigType, v: i64) -> bool {
 fn in_bounds(validator: Validator, v: i64) -> bool {
     match validator {
         Validator::AtLeast(min) => v >= min,
+        Validator::ZeroOr(min) => v == 0 || v >= min,
         Validator::Range { min, max } => (min..=max).contains(&v),
         _ => true,
     }
@@ -193,6 +194,7 @@ fn expected(name: &str, ty: ConfigType, validator: Validator, value: &str) -> St
                     format!(" between {min} and {}", type_max(ty))
                 }
                 Validator::AtLeast(min) => format!(" >= {min}"),
+                Validator::ZeroOr(min) => format!(": 0 (off) or >= {min}"),
                 Validator::Range { min, max } => format!(" between {min} and {max}"),
                 _ => format!(" <= {}", type_max(ty)),
             };

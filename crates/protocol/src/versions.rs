@@ -72,6 +72,10 @@ pub const SUPPORTED_APIS: &[ApiSupport] = &[
     api(ApiKey::DescribeProducers, 0, 0),
     api(ApiKey::ListTransactions, 0, 1),
     api(ApiKey::DescribeTransactions, 0, 0),
+    // Answered with errors on every listener until security lands, so a client configured
+    // for SASL against a PLAINTEXT listener reports why instead of seeing a closed socket.
+    api(ApiKey::SaslHandshake, 0, 1),
+    api(ApiKey::SaslAuthenticate, 0, 2),
 ];
 
 /// The table row for a raw api key, if Klamm implements that API.

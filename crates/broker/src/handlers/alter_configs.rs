@@ -170,10 +170,18 @@ pub(super) fn result(
     change: Result<(Target, BTreeMap<String, String>), AdminError>,
     validate_only: bool,
 ) -> (i16, Option<StrBytes>) {
-    let outcome = change.and_then(|(target, overrides)| match target {
-        _ if validate_only => Ok(()),
-        Target::Topic(name) => broker.set_topic_configs(&name, overrides),
-        Target::Broker(scope) => broker.set_broker_configs(scope, &overrides),
+    let outcome = change.and_then(|(target, overrides)| {
+        let keys = overrides.keys().map(String::as_str);
+        if let (Target::Topic(_), Some(refused)) =
+            (&target, crate::internal::refuse_test_keys(broker, keys))
+        {
+            return Err(refused);
+        }
+        match target {
+            _ if validate_only => Ok(()),
+            Target::Topic(name) => broker.set_topic_configs(&name, overrides),
+            Target::Broker(scope) => broker.set_broker_configs(scope, &overrides),
+        }
     });
     match outcome {
         Ok(()) => (0, None),

@@ -84,6 +84,11 @@ fn create_one(
             )
         })
         .collect();
+    if let Some(refused) =
+        crate::internal::refuse_test_keys(broker, configs.iter().map(|c| c.0.as_str()))
+    {
+        return Err(refused);
+    }
     if validate_only {
         let (n, _) = broker.check_new_topic(name, partitions, replication, &configs)?;
         return Ok((n, uuid::Uuid::nil()));

@@ -37,6 +37,8 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+mod sasl_authenticate;
+mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 
@@ -224,6 +226,8 @@ fn error_codes(body: &ResponseKind) -> Vec<i16> {
             .iter()
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect(),
+        ResponseKind::SaslHandshake(r) => vec![r.error_code],
+        ResponseKind::SaslAuthenticate(r) => vec![r.error_code],
         ResponseKind::FindCoordinator(r) => r
             .coordinators
             .iter()
@@ -297,6 +301,8 @@ fn route(
         RequestKind::DescribeProducers(r) => describe_producers::handle(broker, r),
         RequestKind::ListTransactions(r) => list_transactions::handle(broker, r),
         RequestKind::DescribeTransactions(r) => describe_transactions::handle(broker, r),
+        RequestKind::SaslHandshake(r) => sasl_handshake::handle(r, info),
+        RequestKind::SaslAuthenticate(_) => sasl_authenticate::handle(info),
         other => {
             // The version table admitted an API with no handler: a bug in the table.
             return Err(close(format!("no handler for {:?}", api_key_of(&other))));
