@@ -21,6 +21,7 @@ pub mod internal;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;
+pub mod partition_dirs;
 pub mod response;
 pub mod server;
 pub mod state;

@@ -156,7 +156,7 @@ impl Broker {
             }
         }
         apply_process_wide(&config);
-        remove_deleted_dirs(&data_dir);
+        crate::partition_dirs::sweep(&data_dir, &image);
         let (flusher, queue) = mpsc::unbounded_channel();
         let broker = Arc::new(Broker {
             settings,
@@ -292,6 +292,24 @@ impl Broker {
         self.data_dir.join(format!("{topic}-{index}"))
     }
 
+    /// Undoes a creation that failed before the image was saved: the partitions' new
+    /// directories go (their logs are already dropped, so nothing writes to them).
+    fn discard_partitions(&self, topic: &str, indexes: std::ops::Range<i32>) {
+        let mut doomed = Vec::new();
+        for i in indexes {
+            let dir = self.partition_dir(topic, i);
+            match crate::partition_dirs::move_aside(&self.data_dir, &dir, topic, i) {
+                Ok(to) => doomed.push(to),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                // Left for the next start's sweep: no image record claims it.
+                Err(e) => {
+                    tracing::warn!(dir = %dir.display(), error = %e, "cannot remove a partition of a failed creation")
+                }
+            }
+        }
+        crate::partition_dirs::remove_in_background(doomed);
+    }
+
     fn open_partition(
         &self,
         topic: &str,
@@ -301,6 +319,14 @@ impl Broker {
         clean: bool,
     ) -> anyhow::Result<Arc<Partition>> {
         let dir = self.partition_dir(topic, index);
+        if dir.exists() && !crate::partition_dirs::belongs_to(&dir, id) {
+            // Another topic's files under this name (a deletion whose move failed): never
+            // opened. Moving it aside must work, or the partition is not created at all.
+            let to = crate::partition_dirs::move_aside(&self.data_dir, &dir, topic, index)?;
+            tracing::warn!(dir = %dir.display(), moved_to = %to.display(),
+                "partition directory of another topic id: moved aside, removed in the background");
+            crate::partition_dirs::remove_in_background(vec![to]);
+        }
         let log = if dir.exists() {
             let (log, report) = PartitionLog::open(&dir, config, clean)?;
             if report.truncated_bytes > 0 {
@@ -462,17 +488,27 @@ impl Broker {
             partitions,
             configs: overrides,
         };
-        image.topics.insert(name.to_string(), record.clone());
         let storage_error = |e: &dyn std::fmt::Display| {
             AdminError::new(ResponseError::KafkaStorageError, e.to_string())
         };
+        // The partitions first, then the image: a topic is saved only once its files exist,
+        // so a creation that fails (out of file descriptors, disk full) leaves no record
+        // that every later start would fail to open. A crash before the save leaves
+        // directories of no topic, which the next start sweeps away.
+        let topic = match self.open_topic(&record, true) {
+            Ok(t) => t,
+            Err(e) => {
+                self.discard_partitions(name, 0..partitions);
+                return Err(storage_error(&e));
+            }
+        };
+        image.topics.insert(name.to_string(), record.clone());
         if let Err(e) = self.store.save(&image) {
             image.topics.remove(name);
+            drop(topic);
+            self.discard_partitions(name, 0..partitions);
             return Err(storage_error(&e));
         }
-        let topic = self
-            .open_topic(&record, true)
-            .map_err(|e| storage_error(&e))?;
         let topic = Arc::new(topic);
         self.write_topics().insert(name.to_string(), topic.clone());
         tracing::info!(topic = name, partitions, "topic created");
@@ -527,27 +563,36 @@ impl Broker {
                 e.to_string(),
             ));
         }
+        // Saved: the deletion is decided, and a crash from here on is finished by the next
+        // start (`partition_dirs::sweep`). Now each partition's log is retired under its
+        // lock while its directory moves, so a request still holding the partition can
+        // neither write a file by path into a recreated topic's directory of the same name
+        // nor append anywhere.
         let removed = self.write_topics().remove(name);
         let mut doomed = Vec::new();
         for i in 0..record.partitions {
             let dir = self.partition_dir(name, i);
-            let to = self
-                .data_dir
-                .join(format!("{name}-{i}.{}-delete", record.id.simple()));
-            match fs::rename(&dir, &to) {
-                Ok(()) => doomed.push(to),
-                Err(e) => {
-                    tracing::warn!(dir = %dir.display(), error = %e, "cannot move deleted partition aside")
-                }
+            let partition = removed.as_ref().and_then(|t| t.partition(i));
+            let mut log = partition.map(|p| p.log());
+            let moved = crate::partition_dirs::move_aside(&self.data_dir, &dir, name, i);
+            match &moved {
+                Ok(to) => doomed.push(to.clone()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => tracing::error!(dir = %dir.display(), error = %e,
+                    "cannot move a deleted partition aside: it stays, is never opened again \
+                     (its topic id is not the image's), and the next start retries"),
+            }
+            if let Some(log) = log.as_mut() {
+                log.retire(moved.ok());
             }
         }
         drop(removed);
-        std::thread::spawn(move || {
-            for dir in doomed {
-                let _ = fs::remove_dir_all(dir);
-            }
-        });
-        tracing::info!(topic = name, "topic deleted");
+        crate::partition_dirs::remove_in_background(doomed);
+        tracing::info!(
+            topic = name,
+            partitions = record.partitions,
+            "topic deleted"
+        );
         Ok(record.id)
     }
 
@@ -584,20 +629,32 @@ impl Broker {
         let storage = |e: &dyn std::fmt::Display| {
             AdminError::new(ResponseError::KafkaStorageError, e.to_string())
         };
+        // New partitions first, then the image (as in `create_topic`).
+        let log_config = log_config(&current.settings);
+        let mut partitions = current.partitions.clone();
+        for i in have..total {
+            match self.open_partition(name, current.id, i, log_config, true) {
+                Ok(p) => {
+                    p.set_flush_limits(current.settings.flush_messages, current.settings.flush_ms);
+                    partitions.push(p);
+                }
+                Err(e) => {
+                    partitions.truncate(have as usize);
+                    self.discard_partitions(name, have..i + 1);
+                    return Err(storage(&e));
+                }
+            }
+        }
         let record = image
             .topics
             .get_mut(name)
             .expect("topic table and image agree");
         record.partitions = total;
-        self.store.save(&image).map_err(|e| storage(&e))?;
-        let log_config = log_config(&current.settings);
-        let mut partitions = current.partitions.clone();
-        for i in have..total {
-            let p = self
-                .open_partition(name, current.id, i, log_config, true)
-                .map_err(|e| storage(&e))?;
-            p.set_flush_limits(current.settings.flush_messages, current.settings.flush_ms);
-            partitions.push(p);
+        if let Err(e) = self.store.save(&image) {
+            image.topics.get_mut(name).expect("still there").partitions = have;
+            partitions.truncate(have as usize);
+            self.discard_partitions(name, have..total);
+            return Err(storage(&e));
         }
         let grown = Topic {
             name: current.name.clone(),
@@ -701,17 +758,6 @@ fn apply_process_wide(config: &Config) {
         .and_then(|v| v.parse().ok())
     {
         klamm_protocol::rewrite::set_max_decompressed_bytes(max);
-    }
-}
-
-fn remove_deleted_dirs(data_dir: &Path) {
-    let Ok(entries) = fs::read_dir(data_dir) else {
-        return;
-    };
-    for e in entries.flatten() {
-        if e.file_name().to_string_lossy().ends_with("-delete") {
-            let _ = fs::remove_dir_all(e.path());
-        }
     }
 }
 

@@ -357,6 +357,9 @@ impl PartitionLog {
     /// Rolls the active segment when its first batch is older than `age_ms`, so that an idle
     /// compacted partition's data becomes cleanable (`max.compaction.lag.ms`, `segment.ms`).
     pub fn roll_if_older_than(&mut self, now_ms: i64, age_ms: i64) -> io::Result<bool> {
+        if self.is_retired() {
+            return Ok(false);
+        }
         let active = self.active();
         let old = active
             .first_batch_timestamp_ms()
@@ -377,6 +380,9 @@ impl PartitionLog {
         config: &CleanerConfig,
         upper_offset: i64,
     ) -> Option<CleanPlan> {
+        if self.is_retired() {
+            return None;
+        }
         let active_base = self.active().base_offset();
         let first_dirty = self.first_dirty_offset().min(active_base);
         let lag_bound = now_ms.saturating_sub(config.min_compaction_lag_ms);
@@ -484,6 +490,12 @@ impl PartitionLog {
     /// dropped a transaction marker because the data before it was cleaned away, which is
     /// true only if the earlier groups are installed too. Returns the groups installed.
     pub fn install_cleaned(&mut self, result: CleanResult) -> io::Result<usize> {
+        if self.is_retired() {
+            for group in &result.groups {
+                let _ = fs::remove_file(&group.cleaned_path);
+            }
+            return Ok(0);
+        }
         let mut installed = 0;
         let mut all = true;
         for group in result.groups {

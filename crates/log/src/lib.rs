@@ -129,6 +129,10 @@ pub struct PartitionLog {
     observer: Option<Arc<dyn durability::WriteObserver>>,
     /// What compaction has done so far (persisted).
     cleaner: cleaner::CleanerState,
+    /// The topic was deleted and `dir` moved aside: every write is refused from now on, so
+    /// a request still holding this log cannot create files in a recreated topic's
+    /// directory of the same name (see [`PartitionLog::retire`]).
+    retired: bool,
 }
 
 impl PartitionLog {
@@ -151,6 +155,7 @@ impl PartitionLog {
             modified: true,
             observer: None,
             cleaner: cleaner::CleanerState::default(),
+            retired: false,
         })
     }
 
@@ -220,6 +225,7 @@ impl PartitionLog {
             modified: !clean,
             observer: None,
             cleaner,
+            retired: false,
         };
         log.load_producer_state()?;
         Ok((log, report))
@@ -380,6 +386,7 @@ impl PartitionLog {
         now_ms: i64,
         leader_epoch: i32,
     ) -> io::Result<i64> {
+        self.check_live()?;
         let bytes = batch::encode_marker_batch(producer, commit, coordinator_epoch, now_ms);
         let header = BatchHeader::parse(&bytes).expect("a freshly encoded batch parses");
         let offset = self.log_end_offset();
@@ -446,6 +453,7 @@ impl PartitionLog {
         leader_epoch: i32,
         log_append_time: bool,
     ) -> Result<AppendInfo, AppendError> {
+        self.check_live()?;
         let base_offset = self.log_end_offset();
         let mut next = base_offset;
         let mut first_duplicate = None;
@@ -511,6 +519,7 @@ impl PartitionLog {
 
     /// Seals the active segment (fsync, trim indexes) and starts a new one at the log end.
     pub fn roll(&mut self) -> io::Result<()> {
+        self.check_live()?;
         let next = self.log_end_offset();
         self.active_mut().seal()?;
         producer_state::write_snapshot(&self.dir, next, &self.producers)?;
@@ -645,7 +654,7 @@ impl PartitionLog {
     /// Flushes and trims the active segment's indexes so a clean restart can trust them.
     /// Nothing is written for a log untouched since it was opened.
     pub fn close(&mut self) -> io::Result<()> {
-        if !self.modified {
+        if !self.modified || self.retired {
             return Ok(());
         }
         self.active_mut().seal()?;
@@ -678,6 +687,9 @@ impl PartitionLog {
         retention_ms: i64,
         retention_bytes: i64,
     ) -> io::Result<usize> {
+        if self.retired {
+            return Ok(0);
+        }
         // An active segment whose newest record has expired is rolled first (as Kafka does),
         // so that an idle topic's data does not outlive its retention.
         let active = self.active();
@@ -731,6 +743,7 @@ impl PartitionLog {
     /// deleted records never come back after a restart. The caller checks `offset` against
     /// the high watermark.
     pub fn delete_records_before(&mut self, offset: i64) -> io::Result<i64> {
+        self.check_live()?;
         if offset <= self.log_start_offset {
             return Ok(self.log_start_offset);
         }
@@ -773,6 +786,32 @@ impl PartitionLog {
     }
     pub fn dir(&self) -> &Path {
         &self.dir
+    }
+
+    /// The topic was deleted: its directory now lives at `moved_to` (or stayed put, if
+    /// the move failed). The caller holds this log's lock while it moves the directory, so
+    /// no write is in flight; afterwards every write (append, marker, roll, retention,
+    /// DeleteRecords, compaction) is refused with [`PartitionLog::is_retired`] true, and
+    /// reads keep working on the open files until the last holder lets go.
+    pub fn retire(&mut self, moved_to: Option<PathBuf>) {
+        if let Some(dir) = moved_to {
+            self.dir = dir;
+        }
+        self.retired = true;
+    }
+
+    pub fn is_retired(&self) -> bool {
+        self.retired
+    }
+
+    fn check_live(&self) -> io::Result<()> {
+        if self.retired {
+            return Err(io::Error::new(
+                io::ErrorKind::NotFound,
+                "the partition's topic was deleted",
+            ));
+        }
+        Ok(())
     }
     pub fn log_start_offset(&self) -> i64 {
         self.log_start_offset

@@ -171,6 +171,14 @@ fn append_one(
             tracing::debug!(topic = %topic.name, partition = index, error = %e, "idempotent batch refused");
             (error(index, producer_error(&e), Some(e.to_string())), None)
         }
+        Err(AppendError::Io(_)) if partition.log().is_retired() => {
+            // The topic was deleted while this request held the partition (Kafka answers a
+            // partition it no longer hosts so, and clients refresh their metadata).
+            (
+                error(index, ResponseError::UnknownTopicOrPartition, None),
+                None,
+            )
+        }
         Err(AppendError::Io(e)) => {
             tracing::error!(topic = %topic.name, partition = index, error = %e, "append failed");
             (
