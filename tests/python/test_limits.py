@@ -203,3 +203,107 @@ def test_group_count_limit_refuses_a_new_group(broker_factory):
     assert first_event("g2") is None
     assert first_event("g3") == KafkaError.GROUP_MAX_SIZE_REACHED
     assert first_event("g1") is None, "an existing group must keep working"
+
+
+def test_half_sent_frames_are_closed_and_hold_no_memory(broker_factory):
+    """Issue 15 item 11: 40 connections each declaring a 100 MiB request and sending 100
+    bytes of it. The bodies wait for queued.max.request.bytes (nothing is allocated past
+    it), every such connection is closed after socket.request.timeout.ms, and small
+    requests from others are served meanwhile."""
+    b = broker_factory("--set", "socket.request.timeout.ms=2000",
+                       "--set", "queued.max.request.bytes=67108864")
+    before = rss_kib(b.proc.pid)
+    held = []
+    for _ in range(40):
+        s = connect(b.host, b.port)
+        s.sendall(struct.pack(">i", 100 << 20) + b"\1" * 100)
+        held.append(s)
+    time.sleep(0.5)
+    grown = rss_kib(b.proc.pid) - before
+    # Without the budget: 40 x 100 MiB. With it: at most one body past the 64 MiB budget.
+    assert grown < 256 * 1024, f"RSS grew {grown} KiB holding 40 half-sent frames"
+    assert answers(connect(b.host, b.port)), "a small request waited behind the held budget"
+    started = time.monotonic()
+    for s in held:
+        s.settimeout(15)
+        assert s.recv(1) == b"", "a half-sent frame's connection was not closed"
+    took = time.monotonic() - started
+    assert took < 12, f"half-sent frames held for {took:.1f}s"
+    log = b.log_tail(1_000_000)
+    assert "request body not received within socket.request.timeout.ms" in log
+    assert answers(connect(b.host, b.port))
+
+
+def test_fetch_responses_are_capped_and_duplicates_refused(broker_factory):
+    """Issue 15 item 13: one Fetch naming a partition 25 times (and 4,000 unknown ones) with
+    max_bytes = INT_MAX gets at most fetch.max.bytes of records, the repeats INVALID_REQUEST,
+    and a well-formed frame."""
+    from kafka.protocol.fetch import FetchRequest
+    from test_raw_protocol import call
+
+    b = broker_factory("--set", "fetch.max.bytes=1048576")
+    topic = unique_name("fetch-cap")
+    create_topic(b.bootstrap, topic, 1)
+    p = producer(b.bootstrap, **{"linger.ms": 20, "batch.size": 65536})
+    for _ in range(4096):
+        p.produce(topic, value=b"r" * 1024, partition=0)
+    assert p.flush(30) == 0
+    int_max = 2**31 - 1
+    req = FetchRequest[4](
+        replica_id=-1, max_wait_time=0, min_bytes=1, max_bytes=int_max, isolation_level=0,
+        topics=[(topic, [(0, 0, int_max)] * 25),
+                (unique_name("missing"), [(i, 0, int_max) for i in range(4000)])],
+    )
+    resp = call(b.bootstrap, req)
+    (name, parts), (_, missing) = resp.topics
+    assert name == topic and len(parts) == 25
+    first, *repeats = parts
+    assert first[1] == 0 and 0 < len(first[5]) <= (1 << 20) + 65536 + 100, len(first[5])
+    INVALID_REQUEST = 42
+    assert all(r[1] == INVALID_REQUEST and not r[5] for r in repeats), {r[1] for r in repeats}
+    assert len(missing) == 4000 and all(m[1] == 3 for m in missing)
+    # Without the cap, one partition alone would answer with all ~4 MiB.
+    b2 = broker_factory()
+    create_topic(b2.bootstrap, topic, 1)
+    p = producer(b2.bootstrap, **{"linger.ms": 20, "batch.size": 65536})
+    for _ in range(4096):
+        p.produce(topic, value=b"r" * 1024, partition=0)
+    assert p.flush(30) == 0
+    (_, (whole,)), = call(b2.bootstrap, FetchRequest[4](
+        replica_id=-1, max_wait_time=0, min_bytes=1, max_bytes=int_max, isolation_level=0,
+        topics=[(topic, [(0, 0, int_max)])])).topics
+    assert len(whole[5]) > 4 << 20
+
+
+def test_group_metadata_bytes_are_capped_broker_wide(broker_factory):
+    """Issue 15 item 15: members with ~900 KB subscriptions, one group each (so every join
+    completes at once): four fit under a 4 MiB group.metadata.max.bytes, the fifth is
+    refused with GROUP_MAX_SIZE_REACHED, and others still join once space is free."""
+    from kafka.protocol.group import JoinGroupRequest
+    from test_raw_protocol import call
+
+    b = broker_factory("--set", "group.metadata.max.bytes=4194304",
+                       "--set", "group.initial.rebalance.delay.ms=0")
+    metadata = b"\0" * 900_000
+    GROUP_MAX_SIZE_REACHED, MEMBER_ID_REQUIRED = 81, 79
+
+    def join(group: str, member: str = ""):
+        return call(b.bootstrap, JoinGroupRequest[5](
+            group=group, session_timeout=60000, rebalance_timeout=60000, member_id=member,
+            group_instance_id=None, protocol_type="consumer",
+            group_protocols=[("range", metadata)]))
+
+    def full_join(group: str) -> int:
+        first = join(group)
+        if first.error_code != MEMBER_ID_REQUIRED:
+            return first.error_code
+        return join(group, first.member_id).error_code
+
+    groups = [unique_name("fat") for _ in range(5)]
+    assert [full_join(g) for g in groups[:4]] == [0, 0, 0, 0]
+    assert full_join(groups[4]) == GROUP_MAX_SIZE_REACHED
+    # Small members still fit: the cap is on bytes, not on members.
+    small = call(b.bootstrap, JoinGroupRequest[5](
+        group=unique_name("thin"), session_timeout=60000, rebalance_timeout=60000, member_id="",
+        group_instance_id=None, protocol_type="consumer", group_protocols=[("range", b"x")]))
+    assert small.error_code == MEMBER_ID_REQUIRED

@@ -26,6 +26,9 @@ pub struct ConnectionInfo {
     pub listener: String,
 }
 
+/// Request bodies up to this size are read without waiting for `queued.max.request.bytes`.
+pub const SMALL_REQUEST_BYTES: usize = 64 * 1024;
+
 pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
@@ -48,6 +51,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
     });
     let idle = Duration::from_millis(broker.settings.connections_max_idle_ms.max(1));
     let max_bytes = broker.settings.socket_request_max_bytes;
+    // A started frame must arrive whole this soon (and never later than the idle timer).
+    let frame_deadline =
+        Duration::from_millis(broker.settings.socket_request_timeout_ms.max(1)).min(idle);
     loop {
         let mut prefix = [0u8; SIZE_PREFIX_BYTES];
         match tokio::time::timeout(idle, reader.read_exact(&mut prefix)).await {
@@ -65,11 +71,39 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
                 break;
             }
         };
+        // Room in the broker-wide budget before a byte of the body is held: a client that
+        // declares 100 MiB and sends nothing costs nothing until the budget allows it.
+        let permit = match &broker.request_bytes {
+            None => None,
+            // Small requests (metadata, heartbeats, fetches) never wait behind large ones:
+            // what they hold is bounded by max.connections × SMALL_REQUEST_BYTES.
+            Some(_) if size <= SMALL_REQUEST_BYTES => None,
+            Some((budget, total)) => {
+                let want = u32::try_from(size).unwrap_or(u32::MAX).min(*total);
+                match tokio::time::timeout(frame_deadline, budget.acquire_many(want)).await {
+                    Ok(Ok(permit)) => Some(permit),
+                    _ => {
+                        tracing::warn!(%peer, size,
+                            "closing connection: no room for the request within \
+                             socket.request.timeout.ms (queued.max.request.bytes is in use)");
+                        break;
+                    }
+                }
+            }
+        };
         let mut body = BytesMut::zeroed(size);
-        if reader.read_exact(&mut body).await.is_err() {
-            break;
+        match tokio::time::timeout(frame_deadline, reader.read_exact(&mut body)).await {
+            Err(_) => {
+                tracing::warn!(%peer, size,
+                    "closing connection: request body not received within socket.request.timeout.ms");
+                break;
+            }
+            Ok(Err(_)) => break,
+            Ok(Ok(_)) => {}
         }
-        match handlers::dispatch(&broker, body.freeze(), &info) {
+        let dispatched = handlers::dispatch(&broker, body.freeze(), &info);
+        drop(permit);
+        match dispatched {
             Ok(pending) => {
                 if tx.send(pending).await.is_err() {
                     break;

@@ -76,6 +76,7 @@ pub fn group_config(config: &Config) -> GroupConfig {
             "offset.metadata.max.bytes",
             d.offset_metadata_max_bytes as i64,
         ) as usize,
+        metadata_max_bytes: int("group.metadata.max.bytes", d.metadata_max_bytes as i64) as usize,
         member_metadata_max_bytes: int(
             "group.member.metadata.max.bytes",
             d.member_metadata_max_bytes as i64,

@@ -129,7 +129,11 @@ pub fn encode(
         // Everything else is small: encode straight into the current chunk.
         other => other.encode(&mut buf.current, version)?,
     }
-    let size = (buf.offset() - 4) as i32;
+    // Responses are bounded far below 2 GiB (`fetch.max.bytes`, `socket.request.max.bytes`
+    // for what a request can name); should one ever not be, it is an error, never a
+    // wrapped size prefix.
+    let size = i32::try_from(buf.offset() - 4)
+        .map_err(|_| anyhow::anyhow!("response of {} bytes exceeds a frame", buf.offset() - 4))?;
     let mut chunks = buf.into_chunks();
     let first = chunks
         .first_mut()

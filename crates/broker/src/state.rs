@@ -77,6 +77,9 @@ pub struct Broker {
     pub groups: crate::groups::GroupCoordinator,
     /// The transaction coordinator (its state lives in `__transaction_state`).
     pub txns: crate::txn::TxnDriver,
+    /// `queued.max.request.bytes`, one permit per byte (at most `u32::MAX`): a connection
+    /// holds permits for a request body from before it is read until it is handled.
+    pub request_bytes: Option<(tokio::sync::Semaphore, u32)>,
 }
 
 pub fn now_ms() -> i64 {
@@ -158,6 +161,10 @@ impl Broker {
         apply_process_wide(&config);
         crate::partition_dirs::sweep(&data_dir, &image);
         let (flusher, queue) = mpsc::unbounded_channel();
+        let request_bytes = settings.queued_max_request_bytes.map(|n| {
+            let n = u32::try_from(n).unwrap_or(u32::MAX);
+            (tokio::sync::Semaphore::new(n as usize), n)
+        });
         let broker = Arc::new(Broker {
             settings,
             cluster_id: image.cluster_id.clone(),
@@ -169,6 +176,7 @@ impl Broker {
             data_changed: Arc::new(watch::Sender::new(0)),
             groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
             txns: crate::txn::TxnDriver::new(crate::txn::txn_config(&config)),
+            request_bytes,
             config: RwLock::new(Arc::new(config)),
         });
         let started = std::time::Instant::now();

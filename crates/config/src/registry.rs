@@ -270,8 +270,19 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         .topic("message.timestamp.after.max.ms"),
     key("socket.request.max.bytes", Int, "104857600", AtLeast(1),
         "Largest request frame accepted; larger frames close the connection."),
+    key("socket.request.timeout.ms", Long, "30000", AtLeast(1),
+        "Klamm: a request whose size prefix arrived must arrive whole within this long, or the \
+         connection is closed (a half-sent frame holds no memory for long)."),
+    key("queued.max.request.bytes", Long, "268435456", AtLeast(-1),
+        "Bytes of request bodies being read or handled at once, all connections together; a \
+         body waits (unread) until it fits. -1: no limit (Kafka's default; Klamm names one)."),
+    key("fetch.max.bytes", Int, "57671680", AtLeast(1024),
+        "Most record bytes one Fetch response carries, whatever the request asks (55 MiB); the \
+         first batch is still sent whole so that consumers make progress."),
+    key("replica.fetch.response.max.bytes", Int, "10485760", AtLeast(0),
+        "Most record bytes one Fetch response to a follower broker carries."),
     key("connections.max.idle.ms", Long, "600000", AtLeast(0), "Close connections idle for this long."),
-    key("max.connections", Int, "2147483647", AtLeast(1),
+    key("max.connections", Int, "4096", AtLeast(1),
         "Connections accepted in total; one more is closed as soon as it is accepted. In a file \
          together with max.connections.per.ip, one of the two must be quoted.")
         .dynamic(),
@@ -296,6 +307,9 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
          one more is refused with GROUP_MAX_SIZE_REACHED; empty groups go when their offsets expire."),
     key("group.member.metadata.max.bytes", Int, "1048576", AtLeast(1024),
         "Klamm: bytes of subscription metadata one member may send, and of the assignment the leader may give one member."),
+    key("group.metadata.max.bytes", Long, "134217728", AtLeast(1024),
+        "Klamm: bytes of subscription metadata and assignments all members of all groups hold \
+         together. A JoinGroup past it is refused with GROUP_MAX_SIZE_REACHED."),
     key("offsets.retention.check.interval.ms", Long, "600000", AtLeast(1),
         "How often expired offsets are removed and empty groups without offsets forgotten."),
     key("producer.id.expiration.ms", Int, "86400000", AtLeast(1),

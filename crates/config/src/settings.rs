@@ -124,6 +124,13 @@ pub struct BrokerSettings {
     pub auto_create_topics_enable: bool,
     pub delete_topic_enable: bool,
     pub socket_request_max_bytes: usize,
+    /// `socket.request.timeout.ms`: a started frame must arrive whole within it.
+    pub socket_request_timeout_ms: u64,
+    /// `queued.max.request.bytes`; `None` = no limit.
+    pub queued_max_request_bytes: Option<usize>,
+    /// `fetch.max.bytes`, and `replica.fetch.response.max.bytes` for follower fetches.
+    pub fetch_max_bytes: u64,
+    pub replica_fetch_response_max_bytes: u64,
     pub flush_policy: FlushPolicy,
     pub flush_interval_ms: u64,
     pub connections_max_idle_ms: u64,
@@ -194,6 +201,13 @@ impl Config {
             auto_create_topics_enable: self.typed("auto.create.topics.enable"),
             delete_topic_enable: self.typed("delete.topic.enable"),
             socket_request_max_bytes: self.typed("socket.request.max.bytes"),
+            socket_request_timeout_ms: self.typed("socket.request.timeout.ms"),
+            queued_max_request_bytes: match self.typed::<i64>("queued.max.request.bytes") {
+                -1 => None,
+                n => Some(n.max(1) as usize),
+            },
+            fetch_max_bytes: self.typed("fetch.max.bytes"),
+            replica_fetch_response_max_bytes: self.typed("replica.fetch.response.max.bytes"),
             flush_policy: match self.get("log.flush.policy") {
                 Some("interval") => FlushPolicy::Interval,
                 Some("never") => FlushPolicy::Never,

@@ -639,7 +639,7 @@ fn print_default_loads_back_to_the_defaults() {
         config.topic_settings(&BTreeMap::new()),
         defaults.topic_settings(&BTreeMap::new())
     );
-    assert!(print_default().contains("\n\"max.connections\" = 2147483647\n"));
+    assert!(print_default().contains("\n\"max.connections\" = 4096\n"));
     assert!(print_default().contains("\n# log.retention.ms =\n"));
 }
 

@@ -213,6 +213,20 @@ impl Group {
         names
     }
 
+    /// Bytes of protocol metadata and assignments this group's members hold.
+    pub(crate) fn metadata_bytes(&self) -> usize {
+        self.members
+            .values()
+            .map(|m| {
+                m.assignment.len()
+                    + m.protocols
+                        .iter()
+                        .map(|(n, b)| n.len() + b.len())
+                        .sum::<usize>()
+            })
+            .sum()
+    }
+
     fn supports(&self, protocol_type: &str, protocols: &[(String, Bytes)]) -> bool {
         if self.members.is_empty() {
             return !protocol_type.is_empty() && !protocols.is_empty();

@@ -73,6 +73,11 @@ pub struct GroupConfig {
     /// Protocol metadata (subscriptions) a member may send, all protocols together; and the
     /// assignment the leader may give one member. Bounds the memory a group holds.
     pub member_metadata_max_bytes: usize,
+    /// `group.metadata.max.bytes` (Klamm): the protocol metadata and assignments of every
+    /// member of every group together. A join that would pass it is refused with
+    /// GROUP_MAX_SIZE_REACHED, so many members with large subscriptions cannot grow the
+    /// broker's memory (or a leader's JoinGroup response) without bound.
+    pub metadata_max_bytes: usize,
 }
 
 impl Default for GroupConfig {
@@ -87,6 +92,7 @@ impl Default for GroupConfig {
             offsets_retention_check_interval_ms: 600_000,
             offset_metadata_max_bytes: 4096,
             member_metadata_max_bytes: 1 << 20,
+            metadata_max_bytes: 128 << 20,
         }
     }
 }
@@ -130,6 +136,9 @@ pub enum Answer<T> {
     Parked { member_id: String },
 }
 
+/// How old the count of held metadata bytes may grow before a join recounts it.
+const METADATA_RECOUNT_MS: i64 = 1_000;
+
 pub struct Coordinator {
     config: GroupConfig,
     groups: BTreeMap<String, Group>,
@@ -138,6 +147,11 @@ pub struct Coordinator {
     member_counter: u64,
     /// When expired offsets and dead groups were last cleaned up.
     last_cleanup_ms: Option<i64>,
+    /// An upper bound of the metadata bytes all members hold: counted over every group at
+    /// `metadata_counted_ms`, plus every join accepted since (leaves are seen only at the
+    /// next count, at most [`METADATA_RECOUNT_MS`] later, so the bound errs on the safe side).
+    metadata_bytes: usize,
+    metadata_counted_ms: Option<i64>,
     /// Offsets committed inside transactions not yet ended, per producer id:
     /// (group, topic, partition) → offset.
     pending_txn_offsets: BTreeMap<i64, BTreeMap<(String, String, i32), OffsetValue>>,
@@ -166,6 +180,8 @@ impl Coordinator {
             offsets: offsets::OffsetStore::default(),
             member_counter: 0,
             last_cleanup_ms: None,
+            metadata_bytes: 0,
+            metadata_counted_ms: None,
             pending_txn_offsets: BTreeMap::new(),
         }
     }
@@ -213,6 +229,17 @@ impl Coordinator {
                 Effects::default(),
             );
         }
+        // The first join of the KIP-394 handshake only learns its member id: it holds nothing.
+        let holds = !(req.member_id.is_empty() && req.require_known_member_id);
+        if !self.has_metadata_room_for(metadata_bytes, holds, now_ms) {
+            return (
+                Answer::Now(JoinOutcome::error(
+                    errors::GROUP_MAX_SIZE_REACHED,
+                    &req.member_id,
+                )),
+                Effects::default(),
+            );
+        }
         if !self.has_room_for(&req.group_id) {
             return (
                 Answer::Now(JoinOutcome::error(
@@ -233,6 +260,28 @@ impl Coordinator {
             .entry(req.group_id.clone())
             .or_insert_with(|| Group::new(&req.group_id, now_ms));
         group.join(req, new_id, &config, now_ms)
+    }
+
+    /// Whether a join with `bytes` of metadata fits under `group.metadata.max.bytes`; if so,
+    /// and the join `holds` them, they are counted as held (a rejoin counts again until the
+    /// next recount).
+    fn has_metadata_room_for(&mut self, bytes: usize, holds: bool, now_ms: i64) -> bool {
+        let stale = self
+            .metadata_counted_ms
+            .is_none_or(|at| now_ms.saturating_sub(at) >= METADATA_RECOUNT_MS);
+        let max = self.config.metadata_max_bytes;
+        let fits = |held: usize| held.saturating_add(bytes) <= max;
+        if stale || !fits(self.metadata_bytes) {
+            self.metadata_bytes = self.groups.values().map(Group::metadata_bytes).sum();
+            self.metadata_counted_ms = Some(now_ms);
+        }
+        if !fits(self.metadata_bytes) {
+            return false;
+        }
+        if holds {
+            self.metadata_bytes += bytes;
+        }
+        true
     }
 
     /// Whether `group_id` exists or one more group fits under `group.max.count`.

@@ -444,3 +444,30 @@ fn group_max_count_refuses_a_new_group_but_not_known_ones() {
     assert_eq!(c.delete_group("a").0, errors::NONE);
     assert_eq!(commit(&mut c, "c"), vec![errors::NONE]);
 }
+
+#[test]
+fn group_metadata_max_bytes_bounds_every_group_together() {
+    // Each member holds "range" + "sub" = 8 bytes; two fit under 20, in any groups.
+    let mut c = Coordinator::new(GroupConfig {
+        metadata_max_bytes: 20,
+        ..config()
+    });
+    let (a, _) = new_member(&mut c, 0);
+    new_member(&mut c, 0);
+    let join_h = |c: &mut Coordinator, member: &str, now: i64| {
+        let req = JoinRequest {
+            group_id: "h".into(),
+            ..join_req(member, None, RANGE)
+        };
+        match c.join(req, now).0 {
+            Answer::Now(o) => o.error,
+            Answer::Parked { .. } => errors::NONE,
+        }
+    };
+    // Refused at the handshake's first join already (it would be at the second).
+    assert_eq!(join_h(&mut c, "", 10), errors::GROUP_MAX_SIZE_REACHED);
+    // Once a member leaves, its bytes are free again (the next count sees it).
+    let (code, _, _) = c.leave("g", &[(a, None)], 20);
+    assert_eq!(code, errors::NONE);
+    assert_eq!(join_h(&mut c, "", 30), errors::MEMBER_ID_REQUIRED);
+}

@@ -13,6 +13,7 @@ use kafka_protocol::messages::fetch_response::{
 };
 use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind};
 use klamm_log::LogError;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
@@ -83,7 +84,16 @@ fn record(response: &FetchResponse, processing: Duration, waited: Duration) {
 /// One pass over the requested partitions. `done` when the response should go out now:
 /// `min_bytes` reached, or a partition reported an error.
 fn build(broker: &Broker, request: &FetchRequest) -> (FetchResponse, bool) {
-    let mut budget = request.max_bytes.max(0) as u64;
+    // The broker's cap bounds every response, whatever the request asks: a client asking
+    // for INT_MAX bytes of many partitions gets `fetch.max.bytes` (KIP-74's first batch
+    // aside, which `message.max.bytes` bounds).
+    let cap = if request.replica_id.0 >= 0 {
+        broker.settings.replica_fetch_response_max_bytes
+    } else {
+        broker.settings.fetch_max_bytes
+    };
+    let mut budget = (request.max_bytes.max(0) as u64).min(cap);
+    let mut seen: HashSet<(&str, i32)> = HashSet::new();
     let mut total_bytes = 0u64;
     let mut any_error = false;
     let read_committed = request.isolation_level == READ_COMMITTED;
@@ -99,6 +109,13 @@ fn build(broker: &Broker, request: &FetchRequest) -> (FetchResponse, bool) {
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_aborted_transactions(read_committed.then(Vec::new));
+            if !seen.insert((ft.topic.0.as_str(), fp.partition)) {
+                // Listed twice in one request: served once, the repeat refused (as Kafka
+                // refuses duplicate partitions in ListOffsets), never read twice.
+                any_error = true;
+                partitions.push(data.with_error_code(ResponseError::InvalidRequest.code()));
+                continue;
+            }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
                 any_error = true;
                 partitions
