@@ -80,6 +80,8 @@ pub struct Broker {
     /// `queued.max.request.bytes`, one permit per byte (at most `u32::MAX`): a connection
     /// holds permits for a request body from before it is read until it is handled.
     pub request_bytes: Option<(tokio::sync::Semaphore, u32)>,
+    /// `max.partitions`, resolved against the open-file limit at start.
+    pub max_partitions: usize,
 }
 
 pub fn now_ms() -> i64 {
@@ -161,6 +163,16 @@ impl Broker {
         apply_process_wide(&config);
         crate::partition_dirs::sweep(&data_dir, &image);
         let (flusher, queue) = mpsc::unbounded_channel();
+        let fd_limit = crate::fd_limit::raise();
+        let max_partitions = settings
+            .max_partitions
+            .unwrap_or((fd_limit.saturating_mul(3) / 4 / FDS_PER_PARTITION) as usize);
+        tracing::info!(
+            open_file_limit = fd_limit,
+            max_partitions,
+            max_topics = settings.max_topics,
+            "limits"
+        );
         let request_bytes = settings.queued_max_request_bytes.map(|n| {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
             (tokio::sync::Semaphore::new(n as usize), n)
@@ -177,16 +189,33 @@ impl Broker {
             groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
             txns: crate::txn::TxnDriver::new(crate::txn::txn_config(&config)),
             request_bytes,
+            max_partitions,
             config: RwLock::new(Arc::new(config)),
         });
         let started = std::time::Instant::now();
         let mut recovered = 0usize;
+        let mut unopened = Vec::new();
         for record in image.topics.values() {
-            let topic = broker.open_topic(record, clean)?;
+            // A topic that cannot be opened (out of file descriptors, a damaged directory)
+            // is reported and left out; the broker serves the rest instead of exiting, and
+            // a restart with more room opens it (its record and files stay as they are).
+            let topic = match broker.open_topic(record, clean) {
+                Ok(t) => t,
+                Err(e) => {
+                    tracing::error!(topic = %record.name, partitions = record.partitions, error = %e,
+                        "cannot open topic: not served until a start that can");
+                    unopened.push(record.name.clone());
+                    continue;
+                }
+            };
             recovered += topic.partitions.len();
             broker
                 .write_topics()
                 .insert(topic.name.clone(), Arc::new(topic));
+        }
+        if !unopened.is_empty() {
+            tracing::error!(topics = unopened.len(), first = %unopened[0],
+                "serving without the topics that could not be opened (see above)");
         }
         broker.groups.replay(&broker)?;
         broker.txns.replay(&broker)?;
@@ -414,6 +443,42 @@ impl Broker {
             .collect()
     }
 
+    /// `max.topics` and `max.partitions`: whether `more` partitions (of a new topic if
+    /// `name` does not exist yet) fit. Internal topics are the broker's own and always fit.
+    fn check_capacity(&self, name: &str, more: usize) -> Result<(), AdminError> {
+        if crate::internal::is_internal(name) {
+            return Ok(());
+        }
+        let topics = self.read_topics();
+        let user = || {
+            topics
+                .values()
+                .filter(|t| !crate::internal::is_internal(&t.name))
+        };
+        let new_topic = !topics.contains_key(name);
+        if new_topic && user().count() >= self.settings.max_topics {
+            return Err(AdminError::new(
+                ResponseError::PolicyViolation,
+                format!(
+                    "this broker holds its limit of {} topics (max.topics)",
+                    self.settings.max_topics
+                ),
+            ));
+        }
+        let held: usize = user().map(|t| t.partitions.len()).sum();
+        if held + more > self.max_partitions {
+            return Err(AdminError::new(
+                ResponseError::InvalidPartitions,
+                format!(
+                    "{more} more partitions would pass this broker's limit of {} (max.partitions; \
+                     {held} held); each partition holds open files",
+                    self.max_partitions
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     /// Validates a topic creation without performing it: name, partition count,
     /// replication factor and every config override.
     pub fn check_new_topic(
@@ -451,6 +516,7 @@ impl Broker {
                 format!("Number of partitions must be between 1 and {PARTITIONS_PER_TOPIC_MAX}, got {num_partitions}."),
             ));
         }
+        self.check_capacity(name, partitions as usize)?;
         let replication = if replication_factor == -1 {
             self.settings.default_replication_factor
         } else {
@@ -490,6 +556,14 @@ impl Broker {
         let mut image = self.lock_image();
         let (partitions, overrides) =
             self.check_new_topic(name, num_partitions, replication_factor, configs)?;
+        if image.topics.contains_key(name) {
+            // In the image but not served: it could not be opened at start-up. Its files
+            // are kept for a start that can open them, never replaced by a new topic.
+            return Err(AdminError::new(
+                ResponseError::TopicAlreadyExists,
+                format!("Topic '{name}' exists but could not be opened at start-up; see the broker log."),
+            ));
+        }
         let record = TopicRecord {
             name: name.to_string(),
             id: Uuid::new_v4(),
@@ -631,6 +705,7 @@ impl Broker {
                 format!("at most {PARTITIONS_PER_TOPIC_MAX} partitions per topic"),
             ));
         }
+        self.check_capacity(name, (total - have) as usize)?;
         if validate_only {
             return Ok(());
         }
@@ -758,6 +833,9 @@ impl Broker {
         &self.data_dir
     }
 }
+
+/// Files a partition of one segment holds open: `.log`, `.index`, `.timeindex`.
+const FDS_PER_PARTITION: u64 = 3;
 
 /// Settings held outside the broker (process-wide statics), re-applied on every change.
 fn apply_process_wide(config: &Config) {

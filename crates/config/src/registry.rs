@@ -270,6 +270,13 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         .topic("message.timestamp.after.max.ms"),
     key("socket.request.max.bytes", Int, "104857600", AtLeast(1),
         "Largest request frame accepted; larger frames close the connection."),
+    key("max.topics", Int, "20000", AtLeast(1),
+        "Klamm: topics this broker holds (internal topics aside). A CreateTopics or auto-create \
+         past it is refused with POLICY_VIOLATION."),
+    key("max.partitions", Int, "-1", AtLeast(-1),
+        "Klamm: partitions this broker holds, all topics together (internal topics aside); past \
+         it CreateTopics and CreatePartitions get INVALID_PARTITIONS. -1: sized at start from \
+         the open-file limit (three quarters of it, at 3 files per partition of one segment)."),
     key("socket.request.timeout.ms", Long, "30000", AtLeast(1),
         "Klamm: a request whose size prefix arrived must arrive whole within this long, or the \
          connection is closed (a half-sent frame holds no memory for long)."),

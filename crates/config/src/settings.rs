@@ -130,6 +130,9 @@ pub struct BrokerSettings {
     pub queued_max_request_bytes: Option<usize>,
     /// `fetch.max.bytes`, and `replica.fetch.response.max.bytes` for follower fetches.
     pub fetch_max_bytes: u64,
+    /// `max.topics`, and `max.partitions` (`None` = sized from the open-file limit).
+    pub max_topics: usize,
+    pub max_partitions: Option<usize>,
     pub replica_fetch_response_max_bytes: u64,
     pub flush_policy: FlushPolicy,
     pub flush_interval_ms: u64,
@@ -207,6 +210,11 @@ impl Config {
                 n => Some(n.max(1) as usize),
             },
             fetch_max_bytes: self.typed("fetch.max.bytes"),
+            max_topics: self.typed("max.topics"),
+            max_partitions: match self.typed::<i64>("max.partitions") {
+                -1 => None,
+                n => Some(n.max(0) as usize),
+            },
             replica_fetch_response_max_bytes: self.typed("replica.fetch.response.max.bytes"),
             flush_policy: match self.get("log.flush.policy") {
                 Some("interval") => FlushPolicy::Interval,

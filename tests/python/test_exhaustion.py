@@ -1,0 +1,129 @@
+"""Issue 15 item 9 and the resource-exhaustion rig: the broker under a small open-file limit
+(soft 200, hard 400). It raises the soft limit to the hard one, sizes max.partitions from it,
+refuses creations past its limits with errors (never saving a topic whose files could not
+be made), keeps serving existing clients, and restarts cleanly afterwards."""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import NewPartitions, NewTopic
+
+from conftest import unique_name
+from helpers import admin, create_topic, producer
+from test_limits import answers, connect
+
+SOFT_FDS, HARD_FDS = 200, 400
+
+
+def limited(broker_factory, *args):
+    b = broker_factory(*args, start=False)
+    plain = b.command
+    b.command = lambda: ["sh", "-c", f'ulimit -Sn {SOFT_FDS} && ulimit -Hn {HARD_FDS} && exec "$@"',
+                         "sh", *plain()]
+    return b.start()
+
+
+def create_error(bootstrap: str, topic: str, partitions: int, a=None) -> KafkaException | None:
+    a = a or admin(bootstrap)
+    fut = a.create_topics([NewTopic(topic, partitions, 1)], operation_timeout=30)[topic]
+    try:
+        fut.result(timeout=60)
+        return None
+    except KafkaException as e:
+        return e
+
+
+def produce_ok(bootstrap: str, topic: str, n: int = 10) -> None:
+    p = producer(bootstrap, **{"linger.ms": 0, "message.timeout.ms": 10000})
+    for i in range(n):
+        p.produce(topic, b"v%d" % i, partition=0)
+    assert p.flush(15) == 0
+
+
+def test_fd_limit_is_raised_and_sizes_max_partitions(broker_factory):
+    b = limited(broker_factory)
+    log = b.log_tail()
+    assert re.search(rf"raised the open-file limit to its hard limit from={SOFT_FDS} to={HARD_FDS}", log), log
+    max_partitions = HARD_FDS * 3 // 4 // 3
+    assert f"max_partitions={max_partitions}" in log
+    existing = unique_name("keep")
+    create_topic(b.bootstrap, existing, 1)
+    # One CreateTopics past the limit: refused with a message naming it; nothing saved.
+    big = unique_name("big")
+    e = create_error(b.bootstrap, big, max_partitions + 50)
+    assert e is not None and e.args[0].name() == "INVALID_PARTITIONS"
+    assert "max.partitions" in e.args[0].str()
+    # Many small ones (as auto-create would): up to the limit, then refused.
+    made, refused = 0, None
+    one = admin(b.bootstrap)  # one client: each holds connections, and so files
+    for i in range(max_partitions + 10):
+        e = create_error(b.bootstrap, unique_name(f"small{i}"), 1, one)
+        if e is None:
+            made += 1
+        else:
+            refused = e
+            break
+    assert refused is not None and refused.args[0].name() == "INVALID_PARTITIONS"
+    assert made == max_partitions - 1  # `existing` holds one
+    a = admin(b.bootstrap)
+    fut = a.create_partitions([NewPartitions(existing, 2)])[existing]
+    with pytest.raises(KafkaException) as e:
+        fut.result(timeout=30)
+    assert e.value.args[0].name() == "INVALID_PARTITIONS"
+    # Existing clients keep being served, and the broker restarts cleanly at the limit.
+    produce_ok(b.bootstrap, existing)
+    assert answers(connect(b.host, b.port))
+    b.stop()
+    b.start()
+    produce_ok(b.bootstrap, existing)
+    assert big not in admin(b.bootstrap).list_topics(timeout=10).topics
+
+
+def test_a_creation_that_runs_out_of_files_is_not_saved(broker_factory):
+    """With max.partitions set above what the fds allow, creation fails for real
+    (EMFILE): it gets KAFKA_STORAGE_ERROR, the topic is not in the image, and every restart
+    comes up (the old behaviour: saved first, then a crash loop on 'Too many open files')."""
+    b = limited(broker_factory, "--set", "max.partitions=5000")
+    existing = unique_name("keep")
+    create_topic(b.bootstrap, existing, 1)
+    doomed = unique_name("too-many")
+    e = create_error(b.bootstrap, doomed, 600)
+    assert e is not None and e.args[0].name() == "KAFKA_STORAGE_ERROR", e
+    produce_ok(b.bootstrap, existing)
+    for _ in range(2):
+        b.stop()
+        b.start()
+        topics = admin(b.bootstrap).list_topics(timeout=10).topics
+        assert doomed not in topics and existing in topics
+        produce_ok(b.bootstrap, existing)
+    # The failed creation's directories were cleaned away.
+    assert not any(d.name.startswith(doomed) for d in b.data_dir.iterdir())
+
+
+def test_connections_past_the_fd_limit_do_not_stop_the_broker(broker_factory):
+    b = limited(broker_factory)
+    held = []
+    try:
+        for _ in range(HARD_FDS + 50):
+            try:
+                held.append(connect(b.host, b.port))
+            except OSError:
+                break
+        # The last ones wait unaccepted (or were closed): the broker is out of descriptors.
+        assert not any(answers(s) for s in held[-3:])
+        assert b.running
+    finally:
+        for s in held:
+            s.close()
+    # Once they are gone, it serves again.
+    import time
+
+    deadline = time.monotonic() + 15
+    while not answers(connect(b.host, b.port)):
+        assert time.monotonic() < deadline, "the broker did not recover from fd exhaustion"
+        time.sleep(0.2)
+    assert b.running
