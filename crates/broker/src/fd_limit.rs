@@ -32,5 +32,5 @@ pub fn raise() -> u64 {
             );
         }
     }
-    limit.rlim_cur as u64
+    limit.rlim_cur
 }
