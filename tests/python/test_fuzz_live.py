@@ -123,3 +123,86 @@ def test_mutated_frames_do_not_hurt_the_broker(broker):
     c.close()
     assert got == [f"alive {n}" for n in [0] + list(range(1000, FRAMES + 1, 1000))]
     broker.stop()
+
+
+def test_attack_shapes_from_hardening_round_two(broker_factory):
+    """Issue 15's attacks, mixed at random with well-behaved traffic: Fetch requests naming
+    a partition many times with max_bytes INT_MAX, frames declaring 100 MiB held open
+    half-sent, Produce to the internal topics, JoinGroup with large metadata, SASL on a
+    PLAINTEXT listener. The broker answers or closes, stays small, and keeps serving."""
+    from kafka.protocol.fetch import FetchRequest
+    from kafka.protocol.group import JoinGroupRequest
+    from kafka.protocol.parser import KafkaProtocol
+    from kafka.protocol.produce import ProduceRequest
+    from kafka.protocol.sasl_handshake import SaslHandshakeRequest
+
+    b = broker_factory("--set", "socket.request.timeout.ms=1000",
+                       "--set", "queued.max.request.bytes=67108864",
+                       "--set", "fetch.max.bytes=1048576",
+                       "--set", "group.metadata.max.bytes=8388608")
+    seed = int(os.environ.get("KLAMM_FUZZ_SEED", random.randrange(1 << 31)))
+    print(f"attack-shape seed {seed} (rerun: KLAMM_FUZZ_SEED={seed})")
+    rng = random.Random(seed)
+    topic = unique_name("shapes")
+    create_topic(b.bootstrap, topic, 2)
+    well_behaved_roundtrip(b.bootstrap, topic, 0)
+    int_max = 2**31 - 1
+
+    def fetch():
+        return FetchRequest[4](
+            replica_id=-1, max_wait_time=0, min_bytes=1, max_bytes=int_max, isolation_level=0,
+            topics=[(topic, [(rng.randrange(3), 0, int_max)] * rng.randint(2, 50)),
+                    ("__consumer_offsets", [(i, 0, int_max) for i in range(rng.randint(0, 60))])])
+
+    def produce_internal():
+        name = rng.choice(["__consumer_offsets", "__transaction_state"])
+        return ProduceRequest[3](transactional_id=None, required_acks=1, timeout=1000,
+                                 topics=[(name, [(rng.randrange(50), b"\0" * 61)])])
+
+    def join():
+        return JoinGroupRequest[5](
+            group=unique_name("fat"), session_timeout=10000, rebalance_timeout=10000, member_id="",
+            group_instance_id=None, protocol_type="consumer",
+            group_protocols=[("range", b"\0" * rng.randint(0, 1 << 20))])
+
+    def sasl():
+        return SaslHandshakeRequest[1](mechanism=rng.choice(["PLAIN", "SCRAM-SHA-512", "x" * 300]))
+
+    shapes = [fetch, produce_internal, join, sasl]
+    rss_start = rss_kib(b.proc.pid)
+    half_sent = []
+    for n in range(1, 301):
+        if rng.random() < 0.1:
+            s = socket.create_connection((b.host, b.port), timeout=2)
+            s.sendall(struct.pack(">i", rng.choice([100 << 20, 50 << 20, 1 << 20])) + b"\1" * rng.randrange(4096))
+            half_sent.append(s)
+            continue
+        req = rng.choice(shapes)()
+        proto = KafkaProtocol(client_id="klamm-attack")
+        proto.send_request(req)
+        with socket.create_connection((b.host, b.port), timeout=5) as s:
+            s.sendall(proto.send_bytes())
+            s.settimeout(5)
+            try:
+                data = s.recv(4)
+            except socket.timeout:
+                data = b""
+            if len(data) == 4:
+                (size,) = struct.unpack(">i", data)
+                assert 0 <= size <= (2 << 20) + (1 << 20) * 2, f"{req.__class__.__name__}: {size}"
+        if n % 50 == 0:
+            assert b.running, f"broker died after {n} attacks (seed {seed})\n{b.log_tail()}"
+            well_behaved_roundtrip(b.bootstrap, topic, n)
+    rss_end = rss_kib(b.proc.pid)
+    for s in half_sent:
+        s.settimeout(10)
+        try:
+            assert s.recv(1) == b""
+        except ConnectionResetError:
+            pass
+        s.close()
+    assert b.running
+    assert rss_end < rss_start + 384 * 1024, f"RSS grew from {rss_start} to {rss_end} KiB"
+    b.stop()
+    b.start()
+    well_behaved_roundtrip(b.bootstrap, topic, 9999)
