@@ -127,3 +127,22 @@ def test_connections_past_the_fd_limit_do_not_stop_the_broker(broker_factory):
         assert time.monotonic() < deadline, "the broker did not recover from fd exhaustion"
         time.sleep(0.2)
     assert b.running
+
+
+def test_max_topics_refuses_one_more_with_policy_violation(broker_factory):
+    b = broker_factory("--set", "max.topics=3", "--set", "offsets.topic.num.partitions=1")
+    one = admin(b.bootstrap)
+    names = [unique_name(f"t{i}") for i in range(3)]
+    for name in names:
+        assert create_error(b.bootstrap, name, 1, one) is None
+    e = create_error(b.bootstrap, unique_name("t3"), 1, one)
+    assert e is not None and e.args[0].name() == "POLICY_VIOLATION"
+    assert "max.topics" in e.args[0].str()
+    # Internal topics are the broker's own: committing offsets (which creates
+    # __consumer_offsets) still works at the limit.
+    from confluent_kafka import Consumer, TopicPartition
+
+    c = Consumer({"bootstrap.servers": b.bootstrap, "group.id": unique_name("g")})
+    c.commit(offsets=[TopicPartition(names[0], 0, 0)], asynchronous=False)
+    assert c.committed([TopicPartition(names[0], 0)], timeout=10)[0].offset == 0
+    c.close()

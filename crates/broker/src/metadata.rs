@@ -58,25 +58,7 @@ impl MetadataStore {
         fs::create_dir_all(&self.dir)?;
         let path = self.dir.join(METADATA_FILE);
         let image = match fs::read(&path) {
-            Ok(bytes) => {
-                let image: MetadataImage = serde_json::from_slice(&bytes).map_err(|e| {
-                    io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("{} is not valid metadata: {e}", path.display()),
-                    )
-                })?;
-                if image.version != FORMAT_VERSION {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!(
-                            "{} has format version {}, this klamm reads {FORMAT_VERSION}",
-                            path.display(),
-                            image.version
-                        ),
-                    ));
-                }
-                image
-            }
+            Ok(bytes) => parse_image(&path, &bytes)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
                 let image = MetadataImage {
                     version: FORMAT_VERSION,
@@ -105,23 +87,7 @@ impl MetadataStore {
         let bytes = fs::read(&path).map_err(|e| {
             io::Error::new(e.kind(), format!("cannot read {}: {e}", path.display()))
         })?;
-        let image: MetadataImage = serde_json::from_slice(&bytes).map_err(|e| {
-            io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!("{} is not valid metadata: {e}", path.display()),
-            )
-        })?;
-        if image.version != FORMAT_VERSION {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                format!(
-                    "{} has format version {}, this klamm reads {FORMAT_VERSION}",
-                    path.display(),
-                    image.version
-                ),
-            ));
-        }
-        Ok(image)
+        parse_image(&path, &bytes)
     }
 
     pub fn save(&self, image: &MetadataImage) -> io::Result<()> {
@@ -138,6 +104,21 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     f.sync_all()?;
     fs::rename(&tmp, dir.join(name))?;
     klamm_log::sync_dir(dir)
+}
+
+/// The image in `bytes` (read from `path`), refused if it is not JSON of this format version.
+fn parse_image(path: &Path, bytes: &[u8]) -> io::Result<MetadataImage> {
+    let invalid = |msg: String| io::Error::new(io::ErrorKind::InvalidData, msg);
+    let image: MetadataImage = serde_json::from_slice(bytes)
+        .map_err(|e| invalid(format!("{} is not valid metadata: {e}", path.display())))?;
+    if image.version != FORMAT_VERSION {
+        return Err(invalid(format!(
+            "{} has format version {}, this klamm reads {FORMAT_VERSION}",
+            path.display(),
+            image.version
+        )));
+    }
+    Ok(image)
 }
 
 /// Kafka prints UUIDs (cluster and topic ids) as URL-safe base64 without padding.
