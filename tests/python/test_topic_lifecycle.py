@@ -18,7 +18,7 @@ from kafka.protocol.admin import DeleteTopicsRequest
 from kafka.protocol.list_offsets import ListOffsetsRequest
 from kafka.protocol.parser import KafkaProtocol
 
-from conftest import unique_name
+from conftest import SMALL_SEGMENTS, unique_name
 from helpers import admin, create_topic, producer
 from test_raw_protocol import call
 
@@ -149,9 +149,12 @@ def test_delete_and_recreate_while_producers_write(broker_factory):
     """Item 3: requests still holding a deleted partition must not write into the
     recreated topic's directory; after a restart the high watermarks are the ones served
     before it."""
-    b = broker_factory("--set", "auto.create.topics.enable=false")
+    # 4 KiB segments: the writers roll often, and a roll by a deleted partition's handle is
+    # what used to create segment files by path inside the recreated topic's directory.
+    b = broker_factory("--set", "auto.create.topics.enable=false", *SMALL_SEGMENTS)
     topic = unique_name("race")
-    create_topic(b.bootstrap, topic, 4)
+    small = {"internal.segment.bytes": "4096"}
+    create_topic(b.bootstrap, topic, 4, small)
     stop = threading.Event()
     errors: list[str] = []
 
@@ -177,7 +180,7 @@ def test_delete_and_recreate_while_producers_write(broker_factory):
         for _ in range(15):
             time.sleep(0.2)
             delete_topic(b.bootstrap, topic)
-            create_topic(b.bootstrap, topic, 4)
+            create_topic(b.bootstrap, topic, 4, small)
         time.sleep(0.5)
     finally:
         stop.set()
