@@ -21,7 +21,10 @@ use std::path::{Path, PathBuf};
 /// One index file with fixed-size entries of `ENTRY_BYTES`.
 pub struct IndexFile<const ENTRY_BYTES: usize> {
     path: PathBuf,
-    file: File,
+    /// Open while the index may change; a sealed, flushed index lives on its map alone
+    /// ([`Self::release_file`]), so a sealed segment holds one descriptor (its log), as in
+    /// Kafka. Reopened by path if a sealed index must change again (a rebuild).
+    file: Option<File>,
     map: Option<MmapMut>,
     entries: usize,
     capacity_entries: usize,
@@ -46,17 +49,12 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
     /// Entries are taken to be the file's length rounded down to whole entries; a caller that
     /// does not trust the file (after a crash) rebuilds it with [`Self::reset`].
     pub fn open(path: &Path, preallocate_bytes: u64) -> io::Result<Self> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)?;
+        let file = open_rw(path)?;
         let len_bytes = file.metadata()?.len() as usize;
         let entries = len_bytes / ENTRY_BYTES;
         let mut index = IndexFile {
             path: path.to_path_buf(),
-            file,
+            file: Some(file),
             map: None,
             entries,
             capacity_entries: entries,
@@ -67,18 +65,35 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         if len_bytes as u64 != exact {
             index.resize(exact)?;
         } else if exact > 0 {
-            index.map = Some(mmap::map_write(&index.file)?);
+            index.map = Some(mmap::map_write(index.file.as_ref().expect("opened above"))?);
         }
         Ok(index)
+    }
+
+    /// Closes the file of a sealed index whose entries are all flushed: reads go through
+    /// the map, which outlives the descriptor.
+    pub fn release_file(&mut self) {
+        if !self.dirty {
+            self.file = None;
+        }
+    }
+
+    /// Whether the index holds its file open (tests, and `klamm debug`).
+    pub fn holds_file(&self) -> bool {
+        self.file.is_some()
     }
 
     fn resize(&mut self, len_bytes: u64) -> io::Result<()> {
         let len_bytes = len_bytes - len_bytes % ENTRY_BYTES as u64;
         let old_len_bytes = (self.capacity_entries * ENTRY_BYTES) as u64;
+        if self.file.is_none() {
+            self.file = Some(open_rw(&self.path)?);
+        }
+        let file = self.file.as_ref().expect("opened above");
         if len_bytes > old_len_bytes {
             // Reserve the blocks first (see module docs); on failure keep the old mapping.
             rustix::fs::fallocate(
-                &self.file,
+                file,
                 rustix::fs::FallocateFlags::empty(),
                 old_len_bytes,
                 len_bytes - old_len_bytes,
@@ -86,10 +101,10 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         }
         self.dirty = true;
         self.map = None;
-        self.file.set_len(len_bytes)?;
+        file.set_len(len_bytes)?;
         self.capacity_entries = len_bytes as usize / ENTRY_BYTES;
         if len_bytes > 0 {
-            self.map = Some(mmap::map_write(&self.file)?);
+            self.map = Some(mmap::map_write(file)?);
         }
         Ok(())
     }
@@ -154,7 +169,9 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
             map.flush()?;
         }
         self.resize((self.entries * ENTRY_BYTES) as u64)?;
-        self.file.sync_all()?;
+        if let Some(file) = &self.file {
+            file.sync_all()?;
+        }
         self.dirty = false;
         Ok(())
     }
@@ -173,6 +190,15 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         }
         lo.checked_sub(1)
     }
+}
+
+fn open_rw(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(path)
 }
 
 fn be_u32(b: &[u8]) -> u32 {

@@ -522,6 +522,7 @@ impl PartitionLog {
         self.check_live()?;
         let next = self.log_end_offset();
         self.active_mut().seal()?;
+        self.active_mut().release_index_files();
         producer_state::write_snapshot(&self.dir, next, &self.producers)?;
         self.producers.mark_clean();
         let mut seg = Segment::create(&self.dir, next, self.config.limits())?;
@@ -827,6 +828,11 @@ impl PartitionLog {
     pub fn rolls(&self) -> u64 {
         self.rolls
     }
+    /// Descriptors the log's segments hold: one per sealed segment, three for the active.
+    pub fn open_files(&self) -> usize {
+        self.segments.values().map(Segment::open_files).sum()
+    }
+
     pub fn segment_count(&self) -> usize {
         self.segments.len()
     }

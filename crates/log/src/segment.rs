@@ -271,6 +271,7 @@ impl Segment {
         if !active {
             self.offset_index.seal()?;
             self.time_index.seal()?;
+            self.release_index_files();
             self.remap(self.size_bytes)?;
         }
         Ok(report)
@@ -358,6 +359,18 @@ impl Segment {
             || position_overflow
             || self.offset_index.is_full()
             || self.time_index.is_full()
+    }
+
+    /// A sealed segment's indexes are read through their maps alone: one descriptor (the
+    /// log's) per sealed segment instead of three.
+    pub fn release_index_files(&mut self) {
+        self.offset_index.release_file();
+        self.time_index.release_file();
+    }
+
+    /// Descriptors this segment holds open (1 when sealed, 3 while active).
+    pub fn open_files(&self) -> usize {
+        1 + self.offset_index.holds_file() as usize + self.time_index.holds_file() as usize
     }
 
     /// Flushes and trims everything: this segment becomes read-only.

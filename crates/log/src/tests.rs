@@ -61,11 +61,15 @@ fn append_read_roll_and_reopen() {
         Err(LogError::OffsetOutOfRange { .. })
     ));
 
+    // Sealed segments hold one descriptor (their log); their indexes live on the maps.
+    let sealed = log.segment_count() - 1;
+    assert_eq!(log.open_files(), sealed + 3);
     log.close().unwrap();
     drop(log);
     for clean in [true, false] {
         let (log, report) = PartitionLog::open(&pdir, small_config(), clean).unwrap();
         assert_eq!(log.log_end_offset(), 300, "clean={clean}");
+        assert_eq!(log.open_files(), sealed + 3, "clean={clean}");
         assert_eq!(report.truncated_bytes, 0);
         let all: Vec<_> = (0..100).map(|i| (i * 3, i * 3 + 2)).collect();
         let mut seen = Vec::new();
