@@ -146,3 +146,95 @@ def test_max_topics_refuses_one_more_with_policy_violation(broker_factory):
     c.commit(offsets=[TopicPartition(names[0], 0, 0)], asynchronous=False)
     assert c.committed([TopicPartition(names[0], 0)], timeout=10)[0].offset == 0
     c.close()
+
+
+CGROUP_ROOT = "/sys/fs/cgroup/memory"
+MEMORY_CAP_BYTES = 768 << 20
+
+
+def memory_capped(broker_factory, name: str):
+    """A broker in its own cgroup (v1 memory controller) capped at MEMORY_CAP_BYTES."""
+    import os
+
+    group = os.path.join(CGROUP_ROOT, name)
+    try:
+        os.mkdir(group)
+        with open(os.path.join(group, "memory.limit_in_bytes"), "w") as f:
+            f.write(str(MEMORY_CAP_BYTES))
+    except OSError as e:
+        pytest.skip(f"no writable cgroup v1 memory controller here: {e}")
+    # Half-sent frames hold the request budget for at most this long.
+    b = broker_factory("--set", "socket.request.timeout.ms=2000",
+                       "--set", "group.initial.rebalance.delay.ms=0", start=False)
+    plain = b.command
+    b.command = lambda: ["sh", "-c", f'echo $$ > {group}/cgroup.procs && exec "$@"', "sh", *plain()]
+    return b.start(), group
+
+
+def test_attacks_under_a_memory_cap_are_refused_not_fatal(broker_factory):
+    """The broker in a 768 MiB memory cgroup, with its default limits: 40 connections
+    declaring 100 MiB requests and sending 2 MiB of each, 160 members with 900 KB
+    subscriptions, a Fetch asking for INT_MAX bytes of a partition listed 25 times. It must
+    refuse (budget, GROUP_MAX_SIZE_REACHED, the fetch cap), never be OOM-killed, keep serving
+    and restart cleanly."""
+    import os
+
+    from kafka.protocol.fetch import FetchRequest
+    from kafka.protocol.group import JoinGroupRequest
+    from test_raw_protocol import call
+
+    b, group = memory_capped(broker_factory, unique_name("klamm-mem"))
+    try:
+        topic = unique_name("mem")
+        create_topic(b.bootstrap, topic, 1)
+        p = producer(b.bootstrap, **{"linger.ms": 20})
+        for _ in range(8192):
+            p.produce(topic, b"m" * 1024, partition=0)
+        assert p.flush(30) == 0
+        held = []
+        for _ in range(40):
+            s = socket.create_connection((b.host, b.port), timeout=5)
+            s.sendall((100 << 20).to_bytes(4, "big"))
+            held.append(s)
+        for s in held:
+            try:
+                s.settimeout(0.2)
+                s.sendall(b"\1" * (2 << 20))
+            except OSError:
+                pass  # not read: the budget holds it back
+        refused = 0
+        for i in range(160):
+            name = unique_name(f"fat{i}")
+            resp = call(b.bootstrap, JoinGroupRequest[5](
+                group=name, session_timeout=60000, rebalance_timeout=60000,
+                member_id="", group_instance_id=None, protocol_type="consumer",
+                group_protocols=[("range", b"\0" * 900_000)]))
+            if resp.error_code == 79:  # MEMBER_ID_REQUIRED: the real join
+                resp = call(b.bootstrap, JoinGroupRequest[5](
+                    group=name, session_timeout=60000, rebalance_timeout=60000,
+                    member_id=resp.member_id, group_instance_id=None, protocol_type="consumer",
+                    group_protocols=[("range", b"\0" * 900_000)]))
+            assert resp.error_code in (0, 81), resp.error_code
+            refused += resp.error_code == 81
+        int_max = 2**31 - 1
+        call(b.bootstrap, FetchRequest[4](
+            replica_id=-1, max_wait_time=0, min_bytes=1, max_bytes=int_max, isolation_level=0,
+            topics=[(topic, [(0, 0, int_max)] * 25)]))
+        assert refused > 0, "group.metadata.max.bytes (128 MiB) never refused 160 x 900 KB"
+        assert b.running, "the broker died under the memory cap"
+        produce_ok(b.bootstrap, topic)
+        with open(os.path.join(group, "memory.max_usage_in_bytes")) as f:
+            peak = int(f.read())
+        print(f"memory cap {MEMORY_CAP_BYTES >> 20} MiB, peak {peak >> 20} MiB, joins refused {refused}")
+        for s in held:
+            s.close()
+        b.stop()
+        b.start()
+        produce_ok(b.bootstrap, topic)
+        b.stop()
+    finally:
+        b.cleanup()
+        try:
+            os.rmdir(group)
+        except OSError:
+            pass

@@ -71,6 +71,9 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
                 break;
             }
         };
+        // One deadline for waiting for budget and reading the body: a connection that
+        // declared a frame holds (or waits for) budget at most socket.request.timeout.ms.
+        let frame_due = tokio::time::Instant::now() + frame_deadline;
         // Room in the broker-wide budget before a byte of the body is held: a client that
         // declares 100 MiB and sends nothing costs nothing until the budget allows it.
         let permit = match &broker.request_bytes {
@@ -80,7 +83,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
             Some(_) if size <= SMALL_REQUEST_BYTES => None,
             Some((budget, total)) => {
                 let want = u32::try_from(size).unwrap_or(u32::MAX).min(*total);
-                match tokio::time::timeout(frame_deadline, budget.acquire_many(want)).await {
+                match tokio::time::timeout_at(frame_due, budget.acquire_many(want)).await {
                     Ok(Ok(permit)) => Some(permit),
                     _ => {
                         tracing::warn!(%peer, size,
@@ -92,7 +95,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
             }
         };
         let mut body = BytesMut::zeroed(size);
-        match tokio::time::timeout(frame_deadline, reader.read_exact(&mut body)).await {
+        match tokio::time::timeout_at(frame_due, reader.read_exact(&mut body)).await {
             Err(_) => {
                 tracing::warn!(%peer, size,
                     "closing connection: request body not received within socket.request.timeout.ms");
