@@ -95,7 +95,9 @@ pub fn check_configs(name: &str, overrides: &BTreeMap<String, String>) -> Result
 /// Kafka's floor of 1 byte, so a value below `segment.bytes`'s 1 MiB minimum (tests
 /// compacting tiny segments) is stored under the internal test key instead.
 pub fn segment_config(bytes: &str) -> (String, Option<String>) {
-    let below_floor = bytes.parse::<u64>().is_ok_and(|b| b < 1 << 20);
+    let below_floor = bytes
+        .parse::<i64>()
+        .is_ok_and(|b| b < klamm_config::SEGMENT_BYTES_MIN);
     let key = if below_floor {
         "internal.segment.bytes"
     } else {

@@ -27,7 +27,7 @@ pub use load::{env_var_name, validate_dynamic, Config, DynamicScope, LoadOptions
 pub use print::print_default;
 pub use registry::{
     broker_def, topic_def, ConfigDef, ConfigType, TopicConfigDef, Validator, BROKER_CONFIGS,
-    TOPIC_CONFIGS,
+    SEGMENT_BYTES_MIN, TOPIC_CONFIGS,
 };
 pub use settings::{
     validate_topic_config, BrokerSettings, FlushPolicy, Listener, LogFormat, TimestampType,

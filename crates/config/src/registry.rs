@@ -158,7 +158,7 @@ const CLEANUP_POLICIES: &[&str] = &["delete", "compact"];
 const COMPRESSION_TYPES: &[&str] = &["uncompressed", "zstd", "lz4", "snappy", "gzip", "producer"];
 /// Kafka 4.0's smallest `segment.bytes` (KIP-1030): below it, every segment costs file
 /// descriptors and maps out of all proportion to the data it holds.
-const SEGMENT_BYTES_MIN: i64 = 1 << 20;
+pub const SEGMENT_BYTES_MIN: i64 = 1 << 20;
 /// The smallest segment the internal test keys allow: one v0 record's overhead.
 const INTERNAL_SEGMENT_BYTES_MIN: i64 = 14;
 

@@ -78,7 +78,7 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         }
     }
 
-    /// Whether the index holds its file open (tests, and `klamm debug`).
+    /// Whether the index holds its file open (for counting a log's descriptors).
     pub fn holds_file(&self) -> bool {
         self.file.is_some()
     }
@@ -87,7 +87,9 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         let len_bytes = len_bytes - len_bytes % ENTRY_BYTES as u64;
         let old_len_bytes = (self.capacity_entries * ENTRY_BYTES) as u64;
         if self.file.is_none() {
-            self.file = Some(open_rw(&self.path)?);
+            // Reopened only if it still exists: never created by path again (the
+            // directory may have moved, see `PartitionLog::retire`).
+            self.file = Some(OpenOptions::new().read(true).write(true).open(&self.path)?);
         }
         let file = self.file.as_ref().expect("opened above");
         if len_bytes > old_len_bytes {

@@ -25,7 +25,8 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
     let started = Instant::now();
     let deadline = started + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let mut changed = broker.data_changed.subscribe();
-    let (response, done) = build(broker, &request);
+    let repeats = repeated_partitions(&request);
+    let (response, done) = build(broker, &request, repeats.as_ref());
     if done {
         record(&response, started.elapsed(), Duration::ZERO);
         return Reply::Now(ResponseKind::Fetch(response));
@@ -40,7 +41,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
                 r = changed.changed() => r.is_err(),
             };
             waited += wait_started.elapsed();
-            let (response, done) = build(&broker, &request);
+            let (response, done) = build(&broker, &request, repeats.as_ref());
             if done || timed_out {
                 record(&response, started.elapsed().saturating_sub(waited), waited);
                 return ResponseKind::Fetch(response);
@@ -81,9 +82,28 @@ fn record(response: &FetchResponse, processing: Duration, waited: Duration) {
     }
 }
 
+/// The (topic, partition) positions in the request that name a partition listed earlier in
+/// it, or `None` (the usual case). Found once per request, not once per long-poll pass.
+fn repeated_partitions(request: &FetchRequest) -> Option<HashSet<(usize, usize)>> {
+    let mut seen: HashSet<(&str, i32)> = HashSet::new();
+    let mut repeats = HashSet::new();
+    for (ti, ft) in request.topics.iter().enumerate() {
+        for (pi, fp) in ft.partitions.iter().enumerate() {
+            if !seen.insert((ft.topic.0.as_str(), fp.partition)) {
+                repeats.insert((ti, pi));
+            }
+        }
+    }
+    (!repeats.is_empty()).then_some(repeats)
+}
+
 /// One pass over the requested partitions. `done` when the response should go out now:
 /// `min_bytes` reached, or a partition reported an error.
-fn build(broker: &Broker, request: &FetchRequest) -> (FetchResponse, bool) {
+fn build(
+    broker: &Broker,
+    request: &FetchRequest,
+    repeats: Option<&HashSet<(usize, usize)>>,
+) -> (FetchResponse, bool) {
     // The broker's cap bounds every response, whatever the request asks: a client asking
     // for INT_MAX bytes of many partitions gets `fetch.max.bytes` (KIP-74's first batch
     // aside, which `message.max.bytes` bounds).
@@ -93,15 +113,14 @@ fn build(broker: &Broker, request: &FetchRequest) -> (FetchResponse, bool) {
         broker.settings.fetch_max_bytes
     };
     let mut budget = (request.max_bytes.max(0) as u64).min(cap);
-    let mut seen: HashSet<(&str, i32)> = HashSet::new();
     let mut total_bytes = 0u64;
     let mut any_error = false;
     let read_committed = request.isolation_level == READ_COMMITTED;
     let mut topics = Vec::with_capacity(request.topics.len());
-    for ft in &request.topics {
+    for (ti, ft) in request.topics.iter().enumerate() {
         let topic = broker.topic(ft.topic.0.as_str());
         let mut partitions = Vec::with_capacity(ft.partitions.len());
-        for fp in &ft.partitions {
+        for (pi, fp) in ft.partitions.iter().enumerate() {
             let mut data = PartitionData::default()
                 .with_partition_index(fp.partition)
                 .with_high_watermark(-1)
@@ -109,7 +128,7 @@ fn build(broker: &Broker, request: &FetchRequest) -> (FetchResponse, bool) {
                 .with_log_start_offset(-1)
                 .with_preferred_read_replica(BrokerId(-1))
                 .with_aborted_transactions(read_committed.then(Vec::new));
-            if !seen.insert((ft.topic.0.as_str(), fp.partition)) {
+            if repeats.is_some_and(|r| r.contains(&(ti, pi))) {
                 // Listed twice in one request: served once, the repeat refused (as Kafka
                 // refuses duplicate partitions in ListOffsets), never read twice.
                 any_error = true;
