@@ -101,7 +101,15 @@ pub fn clean_all(broker: &Broker) {
             };
             let Some(plan) = plan else { continue };
             let started = Instant::now();
-            let result = match cleaner::clean(&plan, &config, now, &mut |b| throttle.account(b)) {
+            // Each output file is created under the partition lock, so a topic deleted
+            // meanwhile gets none in the recreated topic's directory of the same name.
+            let result = match cleaner::clean(
+                &plan,
+                &config,
+                now,
+                &mut |b| throttle.account(b),
+                &mut |name| p.log().create_cleaned(name),
+            ) {
                 Ok(r) => r,
                 Err(e) => {
                     tracing::error!(topic = %topic.name, partition = p.index, error = %e, "compaction failed");

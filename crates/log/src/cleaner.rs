@@ -164,7 +164,6 @@ pub struct SegmentView {
 
 /// What [`PartitionLog::plan_cleaning`] decided to clean.
 pub struct CleanPlan {
-    pub dir: PathBuf,
     pub first_dirty: i64,
     pub first_uncleanable: i64,
     pub dirty_ratio: f64,
@@ -203,7 +202,10 @@ pub struct CleanedGroup {
     pub end_offset: i64,
     /// `(base, size)` of the segments it replaces, to check nothing changed meanwhile.
     pub replaces: Vec<(i64, u64)>,
-    pub cleaned_path: PathBuf,
+    /// The `.cleaned` file's name, relative to the log's directory: the log resolves it
+    /// against its directory of the moment, which moves when the topic is deleted, so a
+    /// path kept from planning could land in a recreated topic's directory.
+    pub cleaned_name: String,
 }
 
 /// Figures from one round.
@@ -249,8 +251,8 @@ pub struct CleanResult {
 }
 
 /// The name of a cleaned segment being written.
-fn cleaned_path(dir: &Path, base: i64) -> PathBuf {
-    dir.join(format!("{}.log.cleaned", segment::file_stem(base)))
+fn cleaned_name(base: i64) -> String {
+    format!("{}.log.cleaned", segment::file_stem(base))
 }
 
 /// The name of a complete cleaned segment awaiting its swap: base and end offsets.
@@ -472,7 +474,6 @@ impl PartitionLog {
             .map(|a| (a.producer_id, a.first_offset, a.last_offset))
             .collect();
         Some(CleanPlan {
-            dir: self.dir.clone(),
             first_dirty,
             first_uncleanable,
             dirty_ratio,
@@ -484,6 +485,14 @@ impl PartitionLog {
         })
     }
 
+    /// Creates (truncating) the `.cleaned` output file `name` in this log's directory, for
+    /// [`clean`]; refused once the log is retired, so a deleted topic's cleaning cannot
+    /// create files in a recreated topic's directory of the same name.
+    pub fn create_cleaned(&self, name: &str) -> io::Result<File> {
+        self.check_live()?;
+        File::create(self.dir.join(name))
+    }
+
     /// Step 3: swaps the cleaned groups in (see the module doc for the order of renames).
     /// A group whose segments changed meanwhile (retention, DeleteRecords) is discarded with
     /// every group after it, and then the checkpoint does not move: a later group may have
@@ -491,8 +500,10 @@ impl PartitionLog {
     /// true only if the earlier groups are installed too. Returns the groups installed.
     pub fn install_cleaned(&mut self, result: CleanResult) -> io::Result<usize> {
         if self.is_retired() {
+            // `self.dir` followed the directory aside, so these removals cannot reach a
+            // recreated topic's files.
             for group in &result.groups {
-                let _ = fs::remove_file(&group.cleaned_path);
+                let _ = fs::remove_file(self.dir.join(&group.cleaned_name));
             }
             return Ok(0);
         }
@@ -506,11 +517,11 @@ impl PartitionLog {
             }) && group.end_offset <= self.active().base_offset();
             if !(all && unchanged) {
                 all = false;
-                let _ = fs::remove_file(&group.cleaned_path);
+                let _ = fs::remove_file(self.dir.join(&group.cleaned_name));
                 continue;
             }
             let swap = swap_path(&self.dir, group.base_offset, group.end_offset);
-            fs::rename(&group.cleaned_path, &swap)?;
+            fs::rename(self.dir.join(&group.cleaned_name), &swap)?;
             sync_dir(&self.dir)?; // commit point: recovery now finishes this swap
             for (base, _) in &group.replaces {
                 self.segments.remove(base);
@@ -549,11 +560,16 @@ impl PartitionLog {
 /// Step 2: builds the offset map over the dirty section and writes the cleaned groups
 /// (fsync'd `.cleaned` files). `throttle(bytes)` is called as bytes are read and written;
 /// the broker sleeps in it to honour `log.cleaner.io.max.bytes.per.second`.
+/// `create(name)` opens each output file; the broker passes
+/// [`PartitionLog::create_cleaned`] under the partition lock, so a file is created only
+/// in a live log's directory and, once open, is written through its descriptor wherever
+/// the directory moves.
 pub fn clean(
     plan: &CleanPlan,
     config: &CleanerConfig,
     now_ms: i64,
     throttle: &mut dyn FnMut(u64),
+    create: &mut dyn FnMut(&str) -> io::Result<File>,
 ) -> io::Result<CleanResult> {
     let mut stats = CleanStats::default();
     let max_keys = (plan.first_uncleanable - plan.first_dirty).max(0) as u64;
@@ -579,8 +595,8 @@ pub fn clean(
     for group in group_segments(&candidates, config.segment_bytes) {
         let base = group[0].base_offset;
         let end = group.last().expect("non-empty group").end_offset;
-        let path = cleaned_path(&plan.dir, base);
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(&path)?);
+        let name = cleaned_name(base);
+        let mut out = BufWriter::with_capacity(1 << 20, create(&name)?);
         for seg in &group {
             for (pos, header) in batch::headers(&seg.bytes) {
                 let bytes = &seg.bytes[pos..pos + header.total_bytes()];
@@ -614,7 +630,7 @@ pub fn clean(
                 .iter()
                 .map(|s| (s.base_offset, s.bytes.len() as u64))
                 .collect(),
-            cleaned_path: path,
+            cleaned_name: name,
         });
     }
     Ok(CleanResult {

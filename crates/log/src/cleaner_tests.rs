@@ -114,7 +114,7 @@ fn latest(
 
 fn compact(log: &mut PartitionLog, now: i64, cfg: &CleanerConfig) -> Option<CleanStats> {
     let plan = log.plan_cleaning(now, cfg, log.log_end_offset())?;
-    let result = clean(&plan, cfg, now, &mut |_| {}).unwrap();
+    let result = clean(&plan, cfg, now, &mut |_| {}, &mut |n| log.create_cleaned(n)).unwrap();
     let stats = result.stats.clone();
     log.install_cleaned(result).unwrap();
     Some(stats)
@@ -371,12 +371,15 @@ fn crashes_at_every_step_leave_a_correct_log() {
         let plan = log
             .plan_cleaning(10_000, &cfg, log.log_end_offset())
             .unwrap();
-        let result = clean(&plan, &cfg, 10_000, &mut |_| {}).unwrap();
+        let result = clean(&plan, &cfg, 10_000, &mut |_| {}, &mut |n| {
+            log.create_cleaned(n)
+        })
+        .unwrap();
         assert!(result.groups.len() > 1);
         let g = &result.groups[0];
         if step >= 1 {
             fs::rename(
-                &g.cleaned_path,
+                pdir.join(&g.cleaned_name),
                 swap_path(&pdir, g.base_offset, g.end_offset),
             )
             .unwrap();
@@ -428,6 +431,83 @@ fn crashes_at_every_step_leave_a_correct_log() {
         compact(&mut log, 10_000, &cfg);
         assert_eq!(read_all(&log), latest(&before, true), "step {step}");
     }
+}
+
+fn files_ending(dir: &Path, suffix: &str) -> Vec<String> {
+    let mut names: Vec<String> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(suffix))
+        .collect();
+    names.sort();
+    names
+}
+
+/// DeleteTopics + CreateTopics of the same name while a cleaning round runs without the
+/// lock: the deleted log's `.cleaned` files are created, and removed, only in its own
+/// (moved) directory, never in the recreated topic's directory of the same name.
+#[test]
+fn a_deleted_topics_cleaning_never_touches_the_recreated_directory() {
+    let cfg = cleaner_config();
+    // Deleted before the round creates its files: creation is refused.
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, config()).unwrap();
+    fill(&mut log, Compression::None);
+    let plan = log
+        .plan_cleaning(10_000, &cfg, log.log_end_offset())
+        .unwrap();
+    let moved = dir.path().join("t-0.moved-delete");
+    fs::rename(&pdir, &moved).unwrap();
+    log.retire(Some(moved.clone()));
+    let recreated = PartitionLog::create(&pdir, config()).unwrap();
+    let err = clean(&plan, &cfg, 10_000, &mut |_| {}, &mut |n| {
+        log.create_cleaned(n)
+    })
+    .err()
+    .expect("a retired log refuses to create cleaned files");
+    assert_eq!(err.kind(), io::ErrorKind::NotFound);
+    assert!(files_ending(&pdir, ".cleaned").is_empty());
+    assert!(files_ending(&moved, ".cleaned").is_empty());
+    drop(recreated);
+
+    // Deleted after the files were written: installing removes them from the moved
+    // directory and leaves the recreated one alone.
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, config()).unwrap();
+    fill(&mut log, Compression::None);
+    let plan = log
+        .plan_cleaning(10_000, &cfg, log.log_end_offset())
+        .unwrap();
+    let result = clean(&plan, &cfg, 10_000, &mut |_| {}, &mut |n| {
+        log.create_cleaned(n)
+    })
+    .unwrap();
+    drop(plan);
+    let names: Vec<String> = result
+        .groups
+        .iter()
+        .map(|g| g.cleaned_name.clone())
+        .collect();
+    assert!(!names.is_empty());
+    let moved = dir.path().join("t-0.moved-delete");
+    fs::rename(&pdir, &moved).unwrap();
+    log.retire(Some(moved.clone()));
+    let recreated = PartitionLog::create(&pdir, config()).unwrap();
+    // The recreated topic's own file of the same name must survive.
+    fs::write(pdir.join(&names[0]), b"recreated topic's").unwrap();
+    assert_eq!(log.install_cleaned(result).unwrap(), 0);
+    assert!(
+        files_ending(&moved, ".cleaned").is_empty(),
+        "left in the moved dir"
+    );
+    assert_eq!(
+        fs::read(pdir.join(&names[0])).unwrap(),
+        b"recreated topic's"
+    );
+    assert_eq!(recreated.log_end_offset(), 0);
+    drop(recreated);
 }
 
 #[test]
@@ -723,7 +803,10 @@ fn groups_after_a_discarded_one_are_not_installed() {
     let plan = log
         .plan_cleaning(10_000, &cfg, log.log_end_offset())
         .unwrap();
-    let result = clean(&plan, &cfg, 10_000, &mut |_| {}).unwrap();
+    let result = clean(&plan, &cfg, 10_000, &mut |_| {}, &mut |n| {
+        log.create_cleaned(n)
+    })
+    .unwrap();
     drop(plan);
     assert!(result.groups.len() >= 2, "{:?}", result.groups);
     // DeleteRecords removes the first segment while the round runs.
