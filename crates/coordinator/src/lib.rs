@@ -138,6 +138,21 @@ pub enum Answer<T> {
 
 /// How old the count of held metadata bytes may grow before a join recounts it.
 const METADATA_RECOUNT_MS: i64 = 1_000;
+/// The most of a client id (or group instance id) a generated member id keeps, so that
+/// member ids stay far below the protocol's 32,767-byte string limit.
+pub const MEMBER_ID_PREFIX_MAX_BYTES: usize = 255;
+
+/// The longest prefix of `s` of at most `max_bytes` that ends on a character boundary.
+fn truncate_at_char(s: &str, max_bytes: usize) -> &str {
+    if s.len() <= max_bytes {
+        return s;
+    }
+    let mut end = max_bytes;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
+}
 
 pub struct Coordinator {
     config: GroupConfig,
@@ -198,6 +213,10 @@ impl Coordinator {
     ) -> String {
         self.member_counter += 1;
         let prefix = instance_id.unwrap_or(client_id);
+        // Kafka's member id is `<client id>-<uuid>`; a client id may be a whole protocol
+        // string (32,767 bytes), and a member id that long plus the suffix would not fit
+        // the INT16-length string of the JoinGroup response or the group record.
+        let prefix = truncate_at_char(prefix, MEMBER_ID_PREFIX_MAX_BYTES);
         format!("{prefix}-{now_ms:x}-{:x}", self.member_counter)
     }
 

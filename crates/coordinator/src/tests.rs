@@ -471,3 +471,39 @@ fn group_metadata_max_bytes_bounds_every_group_together() {
     assert_eq!(code, errors::NONE);
     assert_eq!(join_h(&mut c, "", 30), errors::MEMBER_ID_REQUIRED);
 }
+
+/// A client id may be a whole protocol string (32,767 bytes): the member id made from it
+/// must still fit an INT16-length string, and the group record holding both round-trips.
+#[test]
+fn member_ids_from_the_longest_client_id_fit_the_protocol() {
+    let mut c = Coordinator::new(config());
+    // "é" is two bytes, so the 255-byte cut falls inside a character.
+    let client_id = format!("a{}", "é".repeat(16_383));
+    assert_eq!(client_id.len(), 32_767);
+    let mut req = join_req("", None, RANGE);
+    req.client_id = client_id.clone();
+    let (answer, _) = c.join(req.clone(), 1_000);
+    let Answer::Now(o) = answer else {
+        panic!("expected MEMBER_ID_REQUIRED")
+    };
+    assert_eq!(o.error, errors::MEMBER_ID_REQUIRED);
+    assert!(
+        o.member_id.len() <= MEMBER_ID_PREFIX_MAX_BYTES + 40,
+        "{}",
+        o.member_id.len()
+    );
+    assert!(o.member_id.starts_with(&client_id[..253]));
+    req.member_id = o.member_id.clone();
+    c.join(req, 1_000);
+    let assignment = vec![(o.member_id.clone(), Bytes::from_static(b"a"))];
+    let (_, effects) = sync(&mut c, &o.member_id, 1, assignment, 1_000);
+    let record = effects
+        .records
+        .iter()
+        .find_map(|r| r.value.clone())
+        .expect("the completed join writes the group record");
+    let value = GroupValue::decode(record).unwrap();
+    assert_eq!(value.members.len(), 1);
+    assert_eq!(value.members[0].member_id, o.member_id);
+    assert_eq!(value.members[0].client_id, client_id);
+}

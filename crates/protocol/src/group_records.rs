@@ -80,7 +80,10 @@ impl std::fmt::Display for GroupRecordError {
 
 impl std::error::Error for GroupRecordError {}
 
+/// Every string stored here came off the wire as an INT16-length protocol string, or is a
+/// member id the coordinator keeps short (`MEMBER_ID_PREFIX_MAX_BYTES`), so it fits.
 fn put_str(b: &mut BytesMut, s: &str) {
+    debug_assert!(s.len() <= i16::MAX as usize, "string of {} bytes", s.len());
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
@@ -92,7 +95,10 @@ fn put_opt_str(b: &mut BytesMut, s: Option<&str>) {
     }
 }
 
+/// Subscriptions and assignments came in one request frame (`socket.request.max.bytes`,
+/// at most 2 GiB), so their lengths fit an INT32.
 fn put_bytes(b: &mut BytesMut, v: &[u8]) {
+    debug_assert!(v.len() <= i32::MAX as usize, "bytes of {} bytes", v.len());
     b.put_i32(v.len() as i32);
     b.put_slice(v);
 }

@@ -135,7 +135,10 @@ impl Reader {
     }
 }
 
+/// Every string stored here came off the wire as an INT16-length protocol string, or is a
+/// member id the coordinator keeps short (`MEMBER_ID_PREFIX_MAX_BYTES`), so it fits.
 fn put_str(b: &mut BytesMut, s: &str) {
+    debug_assert!(s.len() <= i16::MAX as usize, "string of {} bytes", s.len());
     b.put_i16(s.len() as i16);
     b.put_slice(s.as_bytes());
 }
