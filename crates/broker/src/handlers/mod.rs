@@ -92,6 +92,10 @@ pub fn dispatch(
     frame: Bytes,
     info: &ConnectionInfo,
 ) -> Result<Pending, DispatchError> {
+    // Started before anything else, so the histogram and the slow-request log see the
+    // decoding and the handler's synchronous part (an append under the partition lock,
+    // a topic creation) as well as any wait.
+    let started = Instant::now();
     let peek = frame::peek_header(&frame).ok_or_else(|| close("request header too short"))?;
     let api = peek
         .api()
@@ -138,7 +142,7 @@ pub fn dispatch(
             .inc();
     }
     let reply = route(broker, &header, request, info)?;
-    Ok(finish(reply, peek, api, Instant::now()))
+    Ok(finish(reply, peek, api, started))
 }
 
 /// Kafka's name of an API, as used in metric labels (`Produce`, `Fetch`, …).
