@@ -75,6 +75,11 @@ def test_metrics_after_a_known_workload(broker_factory):
     assert metric(text, "klamm_build_info", version=re.search(r'klamm_build_info\{version="([^"]+)"', text).group(1)) == 1
     assert metric(text, "klamm_under_replicated_partitions") == 0
     assert metric(text, "process_resident_memory_bytes") > 0
+    # Issue 16: a counter (it was typed gauge), and CPU seconds finer than whole seconds.
+    assert "# TYPE klamm_consumer_group_rebalances_total counter" in text
+    assert metric(text, "klamm_consumer_group_rebalances_total", group=group) == 0
+    cpu = metric(text, "process_cpu_seconds_total")
+    assert cpu > 0 and cpu != int(cpu), cpu
     assert metric(text, "klamm_log_flush_duration_seconds_count") > 0
     assert "klamm_request_duration_seconds_bucket" in text and "klamm_fetch_wait_seconds_count" in text
 

@@ -23,6 +23,8 @@ pub mod metadata;
 pub mod metrics;
 pub mod partition;
 pub mod partition_dirs;
+#[cfg(target_os = "linux")]
+pub mod process_cpu;
 pub mod response;
 pub mod server;
 pub mod state;

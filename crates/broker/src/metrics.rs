@@ -65,10 +65,8 @@ impl Metrics {
     fn new() -> Metrics {
         let r = Registry::new();
         #[cfg(target_os = "linux")]
-        r.register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .expect("registered once");
+        r.register(Box::new(crate::process_cpu::ProcessMetrics::for_self()))
+            .expect("registered once");
         let build = IntGaugeVec::new(
             Opts::new("klamm_build_info", "Build information; always 1."),
             &["version"],
@@ -324,12 +322,18 @@ fn group_gauges(
         "1 for the group's current state.",
         &["group", "state"],
     );
-    let rebalances = gauge(
-        r,
-        "klamm_consumer_group_rebalances_total",
-        "Rebalances the group has completed (its generation).",
+    // A counter: the generation only grows while the group lives (it restarts at 0 when
+    // a deleted group's id comes back, which Prometheus reads as a counter reset).
+    let rebalances = IntCounterVec::new(
+        Opts::new(
+            "klamm_consumer_group_rebalances_total",
+            "Rebalances the group has completed (its generation).",
+        ),
         &["group"],
-    );
+    )
+    .expect("valid metric");
+    r.register(Box::new(rebalances.clone()))
+        .expect("registered once per scrape");
     let lag_labels: &[&str] = if per_partition {
         &["group", "topic", "partition"]
     } else {
@@ -373,7 +377,9 @@ fn group_gauges(
     for (id, st, n, generation, offsets) in groups {
         members.with_label_values(&[&id]).set(n as i64);
         state.with_label_values(&[&id, st.kafka_name()]).set(1);
-        rebalances.with_label_values(&[&id]).set(generation as i64);
+        rebalances
+            .with_label_values(&[&id])
+            .inc_by(generation.max(0) as u64);
         let (mut sum, mut max) = (0i64, 0i64);
         for (topic, partition, committed) in offsets {
             let (Some(c), Some(&hw)) =
