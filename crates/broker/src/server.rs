@@ -5,10 +5,9 @@ use crate::connection::{self, ConnectionInfo};
 use crate::state::{self, Broker};
 use klamm_config::Config;
 use std::collections::HashMap;
-use std::net::IpAddr;
+use std::net::{IpAddr, ToSocketAddrs};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 
 /// Counts connections in total and per client IP against `max.connections` and
@@ -71,31 +70,53 @@ pub async fn run(
     crate::handlers::set_slow_request_ms(slow_ms);
     let readiness = Arc::new(Readiness::default());
     let admin_addr = config.get("admin.listener").unwrap_or("").to_string();
+    let mut admin_bound = None;
     if !admin_addr.is_empty() {
         if let Some(l) = admin::bind(&admin_addr).await {
+            admin_bound = l.local_addr().ok();
             tokio::spawn(admin::serve(l, readiness.clone()));
         }
     }
+    // Bound now but not listening until recovery is done, so a successful connect still
+    // means ready; binding first lets a listener on port 0 advertise the port it got.
+    let mut sockets = Vec::new();
+    for listener in config.broker().listeners {
+        let socket = bind_listener(&listener.host, listener.port)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {listener} : {e}"))?;
+        sockets.push((listener.name, socket));
+    }
+    let bound_ports: Vec<(String, u16)> = sockets
+        .iter()
+        .map(|(name, s)| Ok((name.clone(), s.local_addr()?.port())))
+        .collect::<std::io::Result<_>>()?;
+    let config = config.with_bound_ports(&bound_ports);
+    let ready_file = config.get("ready.file").unwrap_or("").to_string();
     let (broker, flush_queue) = tokio::task::block_in_place(|| Broker::open(config))?;
     state::spawn_flushers(&broker, flush_queue);
     let mut listeners = Vec::new();
-    for (listener, advertised) in broker
-        .settings
-        .listeners
-        .iter()
+    let mut ready_lines = Vec::new();
+    for ((name, socket), advertised) in sockets
+        .into_iter()
         .zip(&broker.settings.advertised_listeners)
     {
-        let addr = format!("{}:{}", listener.host, listener.port);
-        let bound = TcpListener::bind(&addr)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({}): {e}", listener.name))?;
+        let addr = socket.local_addr()?;
+        let bound = socket
+            .listen(LISTEN_BACKLOG)
+            .map_err(|e| anyhow::anyhow!("cannot listen on {addr} ({name}): {e}"))?;
         tracing::info!(
-            listener = %listener.name,
-            bound = %bound.local_addr()?,
+            listener = %name,
+            bound = %addr,
             advertised = %format!("{}:{}", advertised.host, advertised.port),
             "listening"
         );
-        listeners.push((listener.name.clone(), bound));
+        ready_lines.push(format!("{name} {addr}"));
+        listeners.push((name, bound));
+    }
+    if let Some(addr) = admin_bound {
+        ready_lines.push(format!("ADMIN {addr}"));
+    }
+    if !ready_file.is_empty() {
+        write_ready_file(std::path::Path::new(&ready_file), &ready_lines)?;
     }
     warn_localhost_in_container(&broker.settings);
     readiness.set_ready(broker.clone());
@@ -163,6 +184,36 @@ pub async fn run(
     tokio::task::block_in_place(|| broker.shutdown())?;
     tracing::info!("clean shutdown complete");
     Ok(())
+}
+
+/// Pending connections a listener queues (as `TcpListener::bind` sets on Linux).
+const LISTEN_BACKLOG: u32 = 1024;
+
+/// A socket bound to `host:port` (0: the OS picks), not yet listening.
+fn bind_listener(host: &str, port: u16) -> std::io::Result<tokio::net::TcpSocket> {
+    let addr = (host, port)
+        .to_socket_addrs()?
+        .next()
+        .ok_or_else(|| std::io::Error::other(format!("{host} resolves to no address")))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As `TcpListener::bind` does: a restart may bind while old connections linger.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    Ok(socket)
+}
+
+/// `ready.file`: one `NAME host:port` line per listener (the bound port, also when 0 was
+/// asked) and `ADMIN host:port`, written whole (temporary file, then rename) once every
+/// listener accepts connections, so a reader sees the complete file or none.
+fn write_ready_file(path: &std::path::Path, lines: &[String]) -> anyhow::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, lines.join("\n") + "\n")
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .map_err(|e| anyhow::anyhow!("cannot write ready.file {}: {e}", path.display()))
 }
 
 /// Advertising only `localhost` from inside a container is the most common compose mistake:

@@ -89,6 +89,8 @@ pub enum Validator {
     Dir,
     /// `host:port` (IPv6 in brackets), or empty to disable.
     HostPortOrEmpty,
+    /// A file path (not ending in `/`), or empty for none.
+    FileOrEmpty,
 }
 
 /// Other spellings accepted on input and rewritten to the registry name. Within one
@@ -346,6 +348,8 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         "Klamm: label partition-level metrics and consumer lag by partition; false aggregates them per topic to bound cardinality."),
     key("request.slow.log.ms", Long, "1000", AtLeast(0),
         "Klamm: requests taking at least this long are logged at WARN (Fetch: excluding its long-poll wait)."),
+    key("ready.file", Str, "", Validator::FileOrEmpty,
+        "Klamm: once every listener accepts connections, write this file: a line `NAME host:port` per listener (the port bound, also when 0 was asked) and `ADMIN host:port`; empty writes none."),
     key("shutdown.timeout.ms", Long, "5000", AtLeast(0),
         "Klamm: on shutdown, how long to drain connections before aborting them."),
 ];

@@ -282,6 +282,50 @@ impl Config {
         validated(key, self.get(key).unwrap_or_default())
     }
 
+    /// This config with every port 0 (in `listeners`, and in `advertised.listeners` by
+    /// listener name) replaced by the port the OS gave that listener, as Kafka advertises
+    /// its bound port: clients must never be told to connect to port 0. `bound` is
+    /// `(listener name, port)`.
+    pub fn with_bound_ports(&self, bound: &[(String, u16)]) -> Config {
+        let port_of = |name: &str| bound.iter().find(|(n, _)| n == name).map(|(_, p)| *p);
+        let resolve = |list: Vec<Listener>| -> String {
+            list.into_iter()
+                .map(|mut l| {
+                    if l.port == 0 {
+                        l.port = port_of(&l.name).unwrap_or(0);
+                    }
+                    l.to_string()
+                })
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let mut out = self.clone();
+        let listeners = self.listeners();
+        if listeners.iter().any(|l| l.port == 0) {
+            let origin = self.origin("listeners");
+            out.set.insert(
+                "listeners",
+                crate::load::Setting {
+                    value: resolve(listeners),
+                    origin,
+                },
+            );
+        }
+        let advertised = Listener::parse_list(self.get("advertised.listeners").unwrap_or_default())
+            .unwrap_or_default();
+        if advertised.iter().any(|l| l.port == 0) {
+            let origin = self.origin("advertised.listeners");
+            out.set.insert(
+                "advertised.listeners",
+                crate::load::Setting {
+                    value: resolve(advertised),
+                    origin,
+                },
+            );
+        }
+        out
+    }
+
     fn listeners(&self) -> Vec<Listener> {
         Listener::parse_list(self.get("listeners").unwrap_or_default()).unwrap_or_default()
     }

@@ -120,7 +120,7 @@ fn validators_accept_normalize_and_reject() {
 fn every_key_rejects_garbage_naming_the_key() {
     for def in BROKER_CONFIGS
         .iter()
-        .filter(|d| d.validator != Validator::Dir)
+        .filter(|d| !matches!(d.validator, Validator::Dir | Validator::FileOrEmpty))
     {
         let err = load_err(&sets(&[format!("{}=bogus!", def.name)]));
         assert!(
@@ -752,4 +752,31 @@ fn dynamic_changes_refuse_static_unknown_and_invalid_keys() {
     assert_eq!(warnings.len(), 1);
     assert_eq!(restored.get("max.connections"), Some("10"));
     assert_eq!(restored.broker().max_connections, 10);
+}
+
+/// Port 0 in `listeners` (and in an explicit `advertised.listeners`) is replaced by the
+/// port bound, so clients are never told to connect to port 0.
+#[test]
+fn bound_ports_replace_port_zero_in_listeners_and_advertised() {
+    let (config, _) = Config::load(&LoadOptions {
+        sets: vec![
+            "listeners=PLAINTEXT://127.0.0.1:0,OTHER://127.0.0.1:9999".into(),
+            "advertised.listeners=OTHER://example.com:0".into(),
+        ],
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let bound = config.with_bound_ports(&[("PLAINTEXT".into(), 40_001), ("OTHER".into(), 9_999)]);
+    let s = bound.broker();
+    let ports: Vec<u16> = s.listeners.iter().map(|l| l.port).collect();
+    assert_eq!(ports, [40_001, 9_999]);
+    let advertised: Vec<String> = s
+        .advertised_listeners
+        .iter()
+        .map(|l| l.to_string())
+        .collect();
+    assert_eq!(
+        advertised,
+        ["PLAINTEXT://127.0.0.1:40001", "OTHER://example.com:9999"]
+    );
 }

@@ -159,6 +159,9 @@ fn normalize_string(value: &str, validator: Validator) -> Option<String> {
             let host_ok = !host.is_empty() && !host.contains(['/', ' ', ',']);
             (host_ok && port.parse::<u16>().is_ok()).then(|| value.to_string())
         }
+        Validator::FileOrEmpty => {
+            Some(value.to_string()).filter(|v| !v.ends_with('/') && !v.contains('\0'))
+        }
         _ => Some(value.to_string()),
     }
 }

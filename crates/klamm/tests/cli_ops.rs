@@ -631,7 +631,8 @@ fn cluster_commands_and_error_exits() {
     }
 
     // the bootstrap list falls through to a live broker
-    let dead = format!("127.0.0.1:{}", common::free_port());
+    let (_refusing, dead_port) = common::refusing_port();
+    let dead = format!("127.0.0.1:{dead_port}");
     ok(klamm(&format!("{dead},{b}"), &["topic", "list"]));
 
     // an unreachable broker: exit 1, naming the address and what to check
@@ -643,7 +644,7 @@ fn cluster_commands_and_error_exits() {
     );
     assert!(t.elapsed() < Duration::from_secs(5));
     // a broker advertising an address nobody listens on: the error says so
-    let dead_port = common::free_port().to_string();
+    let dead_port = dead_port.to_string();
     let advertised = format!("PLAINTEXT://127.0.0.1:{dead_port}");
     let misconfigured = Broker::start_with(&[("advertised.listeners", &advertised)]);
     let m = &misconfigured.bootstrap();

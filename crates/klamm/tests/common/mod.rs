@@ -9,7 +9,7 @@ pub mod raw;
 
 use std::fs::OpenOptions;
 use std::io::Write;
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -43,10 +43,24 @@ pub struct Broker {
     pub last_ready_after: Duration,
 }
 
-/// Picks a port that is free right now (bind to port 0, read it, drop the listener).
-pub fn free_port() -> u16 {
-    let l = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    l.local_addr().expect("local_addr").port()
+/// A loopback port that refuses connections for as long as the returned socket lives:
+/// bound, never listening, so no other process can take it meanwhile.
+pub fn refusing_port() -> (tokio::net::TcpSocket, u16) {
+    let socket = tokio::net::TcpSocket::new_v4().expect("create socket");
+    socket
+        .bind(SocketAddr::from(([127, 0, 0, 1], 0)))
+        .expect("bind 127.0.0.1:0");
+    let port = socket.local_addr().expect("local_addr").port();
+    (socket, port)
+}
+
+/// The `PLAINTEXT` port a broker wrote to its `ready.file`, once the file is there.
+fn ready_port(path: &Path) -> Option<u16> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("PLAINTEXT "))
+        .and_then(|addr| addr.rsplit_once(':'))
+        .and_then(|(_, port)| port.parse().ok())
 }
 
 impl Broker {
@@ -74,7 +88,9 @@ impl Broker {
     fn start_at(root: PathBuf, tmp: Option<tempfile::TempDir>, sets: &[(&str, &str)]) -> Broker {
         let mut b = Broker {
             child: None,
-            port: free_port(),
+            // The first start binds port 0 and reports the port it got (`ready.file`);
+            // restarts reuse it, so clients' bootstrap addresses stay valid.
+            port: 0,
             root,
             _tmp: tmp,
             sets: sets.iter().map(|(k, v)| format!("{k}={v}")).collect(),
@@ -158,7 +174,10 @@ impl Broker {
             .arg("--data-dir")
             .arg(self.data_dir())
             .arg("--listeners")
-            .arg(format!("PLAINTEXT://127.0.0.1:{}", self.port));
+            .arg(format!("PLAINTEXT://127.0.0.1:{}", self.port))
+            .arg("--set")
+            .arg(format!("ready.file={}", self.ready_file().display()));
+        let _ = std::fs::remove_file(self.ready_file());
         // Brokers run side by side in tests: none takes the default admin port 9644.
         if !self.sets.iter().any(|s| s.starts_with("admin.listener")) {
             cmd.arg("--set").arg("admin.listener=");
@@ -176,7 +195,36 @@ impl Broker {
         self.wait_ready(started);
     }
 
+    fn ready_file(&self) -> PathBuf {
+        self.root.join("ready")
+    }
+
+    /// Waits for the broker's `ready.file` (written once its listener accepts
+    /// connections), learns the port from it, then checks a connect succeeds.
     fn wait_ready(&mut self, started: Instant) {
+        loop {
+            if let Some(port) = ready_port(&self.ready_file()) {
+                assert!(
+                    self.port == 0 || self.port == port,
+                    "restart bound port {port}, not {}",
+                    self.port
+                );
+                self.port = port;
+                break;
+            }
+            let status = self.child.as_mut().unwrap().try_wait().expect("try_wait");
+            if let Some(status) = status {
+                self.child = None;
+                panic!(
+                    "broker exited during startup with {status}\n--- broker log tail ---\n{}",
+                    self.log_tail(80)
+                );
+            }
+            if started.elapsed() > READY_TIMEOUT {
+                break; // reported below
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
         let addr = self.addr();
         loop {
             let status = self.child.as_mut().unwrap().try_wait().expect("try_wait");
