@@ -35,11 +35,30 @@ def klamm_bin() -> Path:
     return REPO_ROOT / path
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago (bind to port 0, read it, close)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+def refusing_port() -> "tuple[socket.socket, int]":
+    """A loopback port that refuses connections while the returned socket stays open:
+    bound, never listening, so no other process can take it meanwhile."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    return sock, sock.getsockname()[1]
+
+
+def read_ready_file(path: Path) -> Optional[dict]:
+    """`NAME host:port` lines a broker writes to its `ready.file`, as {NAME: port}."""
+    try:
+        text = path.read_text()
+    except OSError:
+        return None
+    ports = {}
+    for line in text.splitlines():
+        name, _, addr = line.partition(" ")
+        if addr:
+            ports[name] = int(addr.rsplit(":", 1)[1])
+    return ports or None
+
+
+# Ask for an admin listener on a port the OS picks; `Broker.admin_port` says which.
+ADMIN_ANY_PORT = ("--set", "admin.listener=127.0.0.1:0")
 
 
 # Lets clients set the test key `internal.segment.bytes` (below segment.bytes's 1 MiB floor)
@@ -68,7 +87,10 @@ class Broker:
         self.data_dir = data_dir
         self.log_path = log_path
         self.extra_args = list(extra_args or [])
-        self.port = free_port()
+        # The first start binds port 0 and reports what it got (`ready.file`); later
+        # starts reuse the ports, so clients can reconnect to the same bootstrap address.
+        self.port = 0
+        self.admin_port: Optional[int] = None
         self.host = "127.0.0.1"
         self.proc: Optional[subprocess.Popen] = None
         self._log_file = None
@@ -82,7 +104,14 @@ class Broker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    @property
+    def ready_file(self) -> Path:
+        return self.data_dir.parent / f"{self.data_dir.name}.ready"
+
     def command(self) -> List[str]:
+        extra = list(self.extra_args)
+        if self.admin_port is not None:
+            extra = [f"admin.listener=127.0.0.1:{self.admin_port}" if a == "admin.listener=127.0.0.1:0" else a for a in extra]
         return [
             str(self.bin),
             "serve",
@@ -90,10 +119,12 @@ class Broker:
             str(self.data_dir),
             "--listeners",
             f"PLAINTEXT://{self.bootstrap}",
+            "--set",
+            f"ready.file={self.ready_file}",
             # Test brokers run side by side: none takes the default admin port 9644 unless a
             # test asks for an admin listener itself.
-            *([] if any("admin.listener" in a for a in self.extra_args) else ["--set", "admin.listener="]),
-            *self.extra_args,
+            *([] if any("admin.listener" in a for a in extra) else ["--set", "admin.listener="]),
+            *extra,
         ]
 
     def start(self) -> "Broker":
@@ -109,6 +140,7 @@ class Broker:
         self.starts += 1
         self._log_file.write(f"\n===== start #{self.starts}: {' '.join(self.command())}\n".encode())
         self._log_file.flush()
+        self.ready_file.unlink(missing_ok=True)
         self.proc = subprocess.Popen(
             self.command(),
             stdin=subprocess.DEVNULL,
@@ -120,7 +152,23 @@ class Broker:
         return self
 
     def wait_ready(self, timeout_s: float = READY_TIMEOUT_S) -> None:
+        """Waits for the ready file (its ports), then for a connect to succeed."""
         deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            ports = read_ready_file(self.ready_file)
+            if ports and "PLAINTEXT" in ports:
+                if self.port not in (0, ports["PLAINTEXT"]):
+                    raise BrokerError(f"restart bound port {ports['PLAINTEXT']}, not {self.port}")
+                self.port = ports["PLAINTEXT"]
+                if "ADMIN" in ports:
+                    self.admin_port = ports["ADMIN"]
+                break
+            code = self.proc.poll()
+            if code is not None:
+                raise BrokerError(
+                    f"klamm exited with code {code} before accepting connections\n{self.log_tail()}"
+                )
+            time.sleep(0.02)
         while time.monotonic() < deadline:
             code = self.proc.poll()
             if code is not None:

@@ -11,7 +11,7 @@ import urllib.request
 
 from confluent_kafka import Consumer, TopicPartition
 
-from conftest import free_port, klamm_bin, unique_name
+from conftest import ADMIN_ANY_PORT, klamm_bin, read_ready_file, refusing_port, unique_name
 from helpers import create_topic, producer
 
 HTTP_TIMEOUT_S = 5
@@ -40,8 +40,8 @@ def metric(text, name, **labels):
 
 
 def test_metrics_after_a_known_workload(broker_factory):
-    admin_port = free_port()
-    b = broker_factory("--set", f"admin.listener=127.0.0.1:{admin_port}", "--set", "group.initial.rebalance.delay.ms=0")
+    b = broker_factory(*ADMIN_ANY_PORT, "--set", "group.initial.rebalance.delay.ms=0")
+    admin_port = b.admin_port
     base = f"http://127.0.0.1:{admin_port}"
     topic = unique_name("obs")
     create_topic(b.bootstrap, topic, 2)
@@ -92,8 +92,8 @@ def test_metrics_after_a_known_workload(broker_factory):
 
 
 def test_partition_labels_can_be_turned_off(broker_factory):
-    admin_port = free_port()
-    b = broker_factory("--set", f"admin.listener=127.0.0.1:{admin_port}", "--set", "metrics.partition.labels=false")
+    b = broker_factory(*ADMIN_ANY_PORT, "--set", "metrics.partition.labels=false")
+    admin_port = b.admin_port
     topic = unique_name("agg")
     create_topic(b.bootstrap, topic, 3)
     p = producer(b.bootstrap)
@@ -106,8 +106,8 @@ def test_partition_labels_can_be_turned_off(broker_factory):
 
 
 def test_ready_is_503_during_recovery_then_200(broker_factory):
-    admin_port = free_port()
-    b = broker_factory("--set", f"admin.listener=127.0.0.1:{admin_port}")
+    b = broker_factory(*ADMIN_ANY_PORT)
+    admin_port = b.admin_port
     # Enough partitions that recovering them takes a noticeable moment on any machine.
     for i in range(2):
         create_topic(b.bootstrap, unique_name(f"many{i}"), 500)
@@ -133,24 +133,27 @@ def test_ready_is_503_during_recovery_then_200(broker_factory):
 
 
 def test_health_fails_without_a_broker():
-    port = free_port()
+    _refusing, port = refusing_port()
     r = subprocess.run([str(klamm_bin()), "health", "--url", f"http://127.0.0.1:{port}/ready", "--timeout-ms", "1000"], capture_output=True, text=True)
     assert r.returncode != 0
     assert f"127.0.0.1:{port}" in r.stderr
 
 
 def test_json_logs_parse_and_name_the_client(tmp_path):
-    port, admin_port = free_port(), free_port()
     log = tmp_path / "klamm.log"
+    ready = tmp_path / "ready"
     with open(log, "wb") as f:
         proc = subprocess.Popen(
-            [str(klamm_bin()), "serve", "--data-dir", str(tmp_path / "data"), "--listeners", f"PLAINTEXT://127.0.0.1:{port}",
-             "--set", "log.format=json", "--set", f"admin.listener=127.0.0.1:{admin_port}"],
+            [str(klamm_bin()), "serve", "--data-dir", str(tmp_path / "data"), "--listeners", "PLAINTEXT://127.0.0.1:0",
+             "--set", "log.format=json", "--set", "admin.listener=127.0.0.1:0", "--set", f"ready.file={ready}"],
             stdout=f, stderr=f)
         try:
             deadline = time.monotonic() + 20
-            while get_ready(admin_port) != 200 and time.monotonic() < deadline:
+            while read_ready_file(ready) is None and time.monotonic() < deadline:
                 time.sleep(0.05)
+            ports = read_ready_file(ready)
+            port, admin_port = ports["PLAINTEXT"], ports["ADMIN"]
+            assert get_ready(admin_port) == 200
             p = producer(f"127.0.0.1:{port}")
             p.produce(unique_name("json"), value=b"x")
             assert p.flush(10) == 0
