@@ -7,24 +7,16 @@
 //! (`queued.max.requests.per.connection`): a client that does not read its responses stops
 //! being read from, so a slow reader cannot grow the broker's memory.
 
-use crate::handlers::{self, DispatchError, Outcome, Pending};
+use crate::handlers::{self, ConnectionInfo, DispatchError, Outcome, Pending};
 use crate::state::Broker;
 use bytes::BytesMut;
 use klamm_protocol::frame::{self, SIZE_PREFIX_BYTES};
-use std::net::SocketAddr;
+
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
-
-/// Who is on the other end, for handlers that answer per listener.
-#[derive(Debug, Clone)]
-pub struct ConnectionInfo {
-    pub peer: SocketAddr,
-    /// Name of the listener the connection arrived on (e.g. `PLAINTEXT`).
-    pub listener: String,
-}
 
 /// Request bodies up to this size are read without waiting for `queued.max.request.bytes`.
 pub const SMALL_REQUEST_BYTES: usize = 64 * 1024;

@@ -1,7 +1,8 @@
 //! Listeners, the connection limits, and the broker's lifecycle from start to clean shutdown.
 
 use crate::admin::{self, Readiness};
-use crate::connection::{self, ConnectionInfo};
+use crate::connection;
+use crate::handlers::ConnectionInfo;
 use crate::state::{self, Broker};
 use klamm_config::Config;
 use std::collections::HashMap;

@@ -1,7 +1,7 @@
 //! ApiVersions: the version table, and the client's software name for the logs.
 
+use super::ConnectionInfo;
 use super::Reply;
-use crate::connection::ConnectionInfo;
 use kafka_protocol::messages::{ApiVersionsRequest, ResponseKind};
 use klamm_protocol::versions;
 

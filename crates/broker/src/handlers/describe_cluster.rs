@@ -1,7 +1,7 @@
 //! DescribeCluster: this broker, as advertised on the connection's listener.
 
+use super::ConnectionInfo;
 use super::Reply;
-use crate::connection::ConnectionInfo;
 use crate::state::Broker;
 use kafka_protocol::messages::describe_cluster_response::DescribeClusterBroker;
 use kafka_protocol::messages::{

@@ -1,8 +1,8 @@
 //! FindCoordinator (v0–v6): this broker coordinates every group (key type 0) and every
 //! transactional id (key type 1). The internal topic behind each is created on first ask.
 
+use super::ConnectionInfo;
 use super::Reply;
-use crate::connection::ConnectionInfo;
 use crate::state::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;

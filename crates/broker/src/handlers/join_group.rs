@@ -1,7 +1,7 @@
 //! JoinGroup (v0–v9): parked until the rebalance completes (see `klamm-coordinator`).
 
+use super::ConnectionInfo;
 use super::Reply;
-use crate::connection::ConnectionInfo;
 use crate::groups::Pending;
 use crate::state::{now_ms, Broker};
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;

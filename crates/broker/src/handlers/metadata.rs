@@ -1,11 +1,11 @@
 //! Metadata: brokers (as advertised on the connection's listener), topics with ids and
 //! partitions, and auto-creation of requested topics when `auto.create.topics.enable`.
 
+use super::ConnectionInfo;
 use super::{
     Reply, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_AUTHORIZED_OPERATIONS,
     TOPIC_AUTHORIZED_OPERATIONS,
 };
-use crate::connection::ConnectionInfo;
 use crate::partition::LEADER_EPOCH;
 use crate::state::{Broker, Topic};
 use kafka_protocol::error::ResponseError;

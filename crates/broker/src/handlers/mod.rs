@@ -42,7 +42,6 @@ mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 
-use crate::connection::ConnectionInfo;
 use crate::state::Broker;
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
@@ -64,6 +63,14 @@ pub enum Reply {
     Later(Pin<Box<dyn Future<Output = ResponseKind> + Send>>),
     /// No response at all (Produce with acks=0).
     Silent,
+}
+
+/// Who is on the other end, for handlers that answer per listener.
+#[derive(Debug, Clone)]
+pub struct ConnectionInfo {
+    pub peer: std::net::SocketAddr,
+    /// Name of the listener the connection arrived on (e.g. `PLAINTEXT`).
+    pub listener: String,
 }
 
 /// What the connection writer gets for each request, in order.

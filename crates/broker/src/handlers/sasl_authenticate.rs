@@ -1,8 +1,8 @@
 //! SaslAuthenticate (v0–v2): without a SASL handshake there is nothing to authenticate, so
 //! the answer is ILLEGAL_SASL_STATE with a message naming the cause.
 
+use super::ConnectionInfo;
 use super::Reply;
-use crate::connection::ConnectionInfo;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ResponseKind, SaslAuthenticateResponse};
 

@@ -4,8 +4,8 @@
 //! PLAINTEXT listener report a configuration error: librdkafka and the Java client both
 //! print the broker's (empty) mechanism list with UNSUPPORTED_SASL_MECHANISM.
 
+use super::ConnectionInfo;
 use super::Reply;
-use crate::connection::ConnectionInfo;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{ResponseKind, SaslHandshakeRequest, SaslHandshakeResponse};
 
