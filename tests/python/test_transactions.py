@@ -406,9 +406,11 @@ def proxied_broker(broker_factory, drop_every: int):
     """A broker that advertises a dropping proxy in front of it, so that every client
     connection (not only the bootstrap one) goes through the proxy."""
     b = broker_factory(start=False)
-    proxy = DroppingProxy(b.port, drop_every=drop_every)
+    # The broker binds a port of its own at start; the proxy learns it then.
+    proxy = DroppingProxy(0, drop_every=drop_every)
     b.extra_args += ["--set", f"advertised.listeners=PLAINTEXT://127.0.0.1:{proxy.port}"]
     b.start()
+    proxy.upstream_port = b.port
     return b, proxy
 
 

@@ -300,28 +300,13 @@ impl Config {
                 .join(",")
         };
         let mut out = self.clone();
-        let listeners = self.listeners();
-        if listeners.iter().any(|l| l.port == 0) {
-            let origin = self.origin("listeners");
-            out.set.insert(
-                "listeners",
-                crate::load::Setting {
-                    value: resolve(listeners),
-                    origin,
-                },
-            );
-        }
-        let advertised = Listener::parse_list(self.get("advertised.listeners").unwrap_or_default())
-            .unwrap_or_default();
-        if advertised.iter().any(|l| l.port == 0) {
-            let origin = self.origin("advertised.listeners");
-            out.set.insert(
-                "advertised.listeners",
-                crate::load::Setting {
-                    value: resolve(advertised),
-                    origin,
-                },
-            );
+        for key in ["listeners", "advertised.listeners"] {
+            let list = Listener::parse_list(self.get(key).unwrap_or_default()).unwrap_or_default();
+            if list.iter().any(|l| l.port == 0) {
+                let origin = self.origin(key);
+                let value = resolve(list);
+                out.set.insert(key, crate::load::Setting { value, origin });
+            }
         }
         out
     }

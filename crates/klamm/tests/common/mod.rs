@@ -195,6 +195,18 @@ impl Broker {
         self.wait_ready(started);
     }
 
+    /// Panics with the log tail if the process exited during start-up.
+    fn assert_started(&mut self) {
+        let status = self.child.as_mut().unwrap().try_wait().expect("try_wait");
+        if let Some(status) = status {
+            self.child = None;
+            panic!(
+                "broker exited during startup with {status}\n--- broker log tail ---\n{}",
+                self.log_tail(80)
+            );
+        }
+    }
+
     fn ready_file(&self) -> PathBuf {
         self.root.join("ready")
     }
@@ -212,14 +224,7 @@ impl Broker {
                 self.port = port;
                 break;
             }
-            let status = self.child.as_mut().unwrap().try_wait().expect("try_wait");
-            if let Some(status) = status {
-                self.child = None;
-                panic!(
-                    "broker exited during startup with {status}\n--- broker log tail ---\n{}",
-                    self.log_tail(80)
-                );
-            }
+            self.assert_started();
             if started.elapsed() > READY_TIMEOUT {
                 break; // reported below
             }
@@ -227,14 +232,7 @@ impl Broker {
         }
         let addr = self.addr();
         loop {
-            let status = self.child.as_mut().unwrap().try_wait().expect("try_wait");
-            if let Some(status) = status {
-                self.child = None;
-                panic!(
-                    "broker exited during startup with {status}\n--- broker log tail ---\n{}",
-                    self.log_tail(80)
-                );
-            }
+            self.assert_started();
             if TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_ok() {
                 self.last_ready_after = started.elapsed();
                 return;
