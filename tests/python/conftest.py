@@ -95,6 +95,8 @@ class Broker:
         self.proc: Optional[subprocess.Popen] = None
         self._log_file = None
         self.starts = 0
+        # Extra environment for the next starts (e.g. KLAMM_TEST_CRASH_AT).
+        self.env: dict = {}
 
     @property
     def bootstrap(self) -> str:
@@ -147,6 +149,7 @@ class Broker:
             stdout=self._log_file,
             stderr=self._log_file,
             cwd=str(self.data_dir.parent),
+            env={**os.environ, **self.env},
         )
         self.wait_ready()
         return self
@@ -220,6 +223,17 @@ class Broker:
             self.proc.wait()
         self._note("killed by SIGKILL")
         self._close_log()
+
+    def wait_exit(self, timeout_s: float) -> int:
+        """Waits for the broker to exit by itself (e.g. at a crash point) and returns its code."""
+        assert self.proc is not None
+        try:
+            code = self.proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            raise BrokerError(f"klamm did not exit within {timeout_s}s\n{self.log_tail()}")
+        self._note(f"exited by itself with code {code}")
+        self._close_log()
+        return code
 
     def restart(self) -> "Broker":
         self.stop()

@@ -13,6 +13,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from confluent_kafka import KafkaException
 from kafka.protocol.admin import DeleteTopicsRequest
 from kafka.protocol.list_offsets import ListOffsetsRequest
@@ -193,3 +194,55 @@ def test_delete_and_recreate_while_producers_write(broker_factory):
     b.start()
     assert latest_offsets(b.bootstrap, topic, 4) == before
     assert "partition directories of no live topic" not in b.log_tail()
+
+
+# Every step of a DeleteTopics, in order, as `crash_point.rs` names them (`@N`: the N-th
+# time). Up to `klamm-metadata.json.tmp_written` the deletion is not decided: the old image is whole
+# on disk. From `klamm-metadata.json.renamed` on it is, and the next start must finish it.
+CRASH_EXIT_CODE = 86
+DELETE_STEPS_UNDECIDED = ["delete.before_save", "klamm-metadata.json.tmp_written"]
+DELETE_STEPS_DECIDED = ["klamm-metadata.json.renamed", "delete.saved", "delete.moved@1", "delete.moved@5",
+                        "delete.retired", "delete.removed@1", "delete.removed@7"]
+
+
+@pytest.mark.parametrize("step", DELETE_STEPS_UNDECIDED + DELETE_STEPS_DECIDED)
+def test_a_crash_at_every_step_of_a_delete(broker_factory, step):
+    """Item 2: the broker crashes at one step of an 8-partition DeleteTopics (it exits at
+    the step named by KLAMM_TEST_CRASH_AT, leaving what kill -9 there would). After the
+    restart the topic is whole if the new image was not yet in place, else gone for good:
+    a recreated topic is empty, no directory of the old one is left, and a neighbour
+    topic keeps all its records."""
+    partitions = 8
+    b = broker_factory("--set", "auto.create.topics.enable=false")
+    topic, neighbour = unique_name("crashdel"), unique_name("neighbour")
+    create_topic(b.bootstrap, topic, partitions)
+    create_topic(b.bootstrap, neighbour, partitions)
+    produce(b.bootstrap, topic, 80, partitions=partitions)
+    produce(b.bootstrap, neighbour, 80, partitions=partitions)
+    b.stop()
+    b.env = {"KLAMM_TEST_CRASH_AT": step}
+    b.start()
+    # A raw request: an admin client would retry it after the restart.
+    with socket.create_connection((b.host, b.port)) as sock:
+        proto = KafkaProtocol(client_id="klamm-delete-crash")
+        proto.send_request(DeleteTopicsRequest[1](topics=[topic], timeout=30000))
+        sock.sendall(proto.send_bytes())
+        # The exit code proves the crash happened at the named step, not elsewhere.
+        assert b.wait_exit(60) == CRASH_EXIT_CODE, b.log_tail()
+    b.env = {}
+    b.start()
+    md = admin(b.bootstrap).list_topics(timeout=10)
+    if step in DELETE_STEPS_UNDECIDED:
+        assert topic in md.topics
+        assert sum(latest_offsets(b.bootstrap, topic, partitions).values()) == 80
+        delete_topic(b.bootstrap, topic)
+    else:
+        assert topic not in md.topics
+    wait_for(lambda: not partition_dirs(b.data_dir, topic) and no_doomed_dirs(b.data_dir),
+             "the deleted topic's directories to be removed", 60)
+    create_topic(b.bootstrap, topic, partitions)
+    assert sum(latest_offsets(b.bootstrap, topic, partitions).values()) == 0
+    assert sum(latest_offsets(b.bootstrap, neighbour, partitions).values()) == 80
+    b.restart()
+    assert sum(latest_offsets(b.bootstrap, topic, partitions).values()) == 0
+    assert sum(latest_offsets(b.bootstrap, neighbour, partitions).values()) == 80

@@ -15,6 +15,7 @@ pub mod admin;
 pub mod alloc;
 pub mod cleaner;
 pub mod connection;
+pub mod crash_point;
 pub mod fd_limit;
 pub mod groups;
 pub mod handlers;

@@ -102,7 +102,9 @@ pub fn write_atomic(dir: &Path, name: &str, bytes: &[u8]) -> io::Result<()> {
     let mut f = fs::File::create(&tmp)?;
     f.write_all(bytes)?;
     f.sync_all()?;
+    crate::crash_point::reached(&format!("{name}.tmp_written"));
     fs::rename(&tmp, dir.join(name))?;
+    crate::crash_point::reached(&format!("{name}.renamed"));
     klamm_log::sync_dir(dir)
 }
 

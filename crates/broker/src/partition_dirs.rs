@@ -133,6 +133,7 @@ pub fn remove_in_background(dirs: Vec<PathBuf>) {
                     }
                     _ => {}
                 }
+                crate::crash_point::reached("delete.removed");
             }
         });
     if let Err(e) = spawned {

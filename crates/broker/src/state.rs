@@ -638,6 +638,7 @@ impl Broker {
         let record = image.topics.remove(name).ok_or_else(|| {
             AdminError::new(ResponseError::UnknownTopicOrPartition, "unknown topic")
         })?;
+        crate::crash_point::reached("delete.before_save");
         if let Err(e) = self.store.save(&image) {
             image.topics.insert(name.to_string(), record);
             return Err(AdminError::new(
@@ -650,6 +651,7 @@ impl Broker {
         // lock while its directory moves, so a request still holding the partition can
         // neither write a file by path into a recreated topic's directory of the same name
         // nor append anywhere.
+        crate::crash_point::reached("delete.saved");
         let removed = self.write_topics().remove(name);
         let mut doomed = Vec::new();
         for i in 0..record.partitions {
@@ -667,8 +669,10 @@ impl Broker {
             if let Some(log) = log.as_mut() {
                 log.retire(moved.ok());
             }
+            crate::crash_point::reached("delete.moved");
         }
         drop(removed);
+        crate::crash_point::reached("delete.retired");
         crate::partition_dirs::remove_in_background(doomed);
         tracing::info!(
             topic = name,
