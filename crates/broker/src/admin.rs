@@ -92,7 +92,7 @@ fn route(req: &Request<Incoming>, readiness: &Readiness) -> Response<Full<Bytes>
             None => text(StatusCode::SERVICE_UNAVAILABLE, "recovering\n", PLAIN),
         },
         "/metrics" => {
-            let body = crate::metrics::render(readiness.broker().map(|b| b.as_ref()));
+            let body = crate::scrape::render(readiness.broker().map(|b| b.as_ref()));
             text(
                 StatusCode::OK,
                 body,

@@ -3,7 +3,7 @@
 //! algorithm and its crash safety). It runs on a blocking thread; the partition lock is held
 //! only to plan and to swap the cleaned segments in, never while reading or writing them.
 
-use crate::state::{now_ms, Broker, Topic};
+use crate::state::{Broker, Topic};
 use klamm_log::cleaner::{self, CleanerConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -85,7 +85,7 @@ pub fn clean_all(broker: &Broker) {
             .max_compaction_lag_ms
             .min(topic.settings.segment_ms.min(i64::MAX as u64) as i64);
         for p in &topic.partitions {
-            let now = now_ms();
+            let now = broker.now_ms();
             let plan = {
                 let mut log = p.log();
                 if let Err(e) = log.roll_if_older_than(now, roll_age_ms) {

@@ -8,7 +8,7 @@
 //! `.await`.
 
 use crate::partition::Partition;
-use crate::state::{now_ms, AdminError, Broker, Topic};
+use crate::state::{AdminError, Broker, Topic};
 use bytes::Bytes;
 use klamm_config::Config;
 use klamm_coordinator::{Answer, Coordinator, Effects, GroupConfig, JoinOutcome, SyncOutcome};
@@ -163,7 +163,7 @@ impl GroupCoordinator {
         let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
-        let now = now_ms();
+        let now = broker.now_ms();
         let mut inner = self.lock();
         let (mut records, mut skipped) = (0u64, 0u64);
         for p in &topic.partitions {
@@ -275,8 +275,8 @@ fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
             continue;
         };
         let bytes = match producer {
-            None => batch::encode_key_values(&records, now_ms()),
-            Some(producer) => batch::encode_txn_key_values(&records, now_ms(), producer),
+            None => batch::encode_key_values(&records, broker.now_ms()),
+            Some(producer) => batch::encode_txn_key_values(&records, broker.now_ms(), producer),
         };
         let limits = ProduceLimits {
             max_batch_bytes: usize::MAX,
@@ -286,7 +286,7 @@ fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
             .map_err(|e| e.to_string())
             .and_then(|batches| {
                 partition
-                    .append(&bytes, &batches, now_ms(), false)
+                    .append(&bytes, &batches, broker.now_ms(), false)
                     .map_err(|e| e.to_string())
             });
         match appended {
@@ -305,6 +305,13 @@ pub async fn run_ticker(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        broker.groups.with(&broker, |c| ((), c.tick(now_ms())));
+        tick_once(&broker);
     }
+}
+
+/// One tick at the broker clock's now: session, rebalance and join timers fire.
+pub fn tick_once(broker: &Arc<Broker>) {
+    broker
+        .groups
+        .with(broker, |c| ((), c.tick(broker.now_ms())));
 }

@@ -161,17 +161,4 @@ mod tests {
         assert!(check_configs("__transaction_state", &BTreeMap::new()).is_err());
         assert!(check_configs("orders", &delete).is_ok());
     }
-
-    #[test]
-    fn dots_and_underscores_collide() {
-        use crate::state::topic_names_collide as collide;
-        assert!(collide("a.b", "a_b"));
-        assert!(collide("a_b.c", "a.b_c"));
-        assert!(
-            !collide("a.b", "a.b"),
-            "the same name is TOPIC_ALREADY_EXISTS, not a collision"
-        );
-        assert!(!collide("a.b", "a-b"));
-        assert!(!collide("a.b", "a.bc"));
-    }
 }

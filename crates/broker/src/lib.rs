@@ -14,6 +14,7 @@
 pub mod admin;
 pub mod alloc;
 pub mod cleaner;
+pub mod clock;
 pub mod connection;
 pub mod crash_point;
 pub mod fd_limit;
@@ -27,8 +28,10 @@ pub mod partition_dirs;
 #[cfg(target_os = "linux")]
 pub mod process_cpu;
 pub mod response;
+pub mod scrape;
 pub mod server;
 pub mod state;
+pub mod topic_name;
 pub mod txn;
 
 pub use server::run;

@@ -5,6 +5,7 @@
 //! and reads are short, in-memory-map or page-cache work; the fsync that makes `acks=all`
 //! durable happens in the flusher, outside the lock.
 
+use crate::clock::Clock;
 use bytes::Bytes;
 use klamm_config::FlushPolicy;
 use klamm_log::{AppendError, AppendInfo, LogConfig, LogError, PartitionLog};
@@ -38,6 +39,8 @@ pub struct Partition {
     flush_ms: AtomicU64,
     unflushed_messages: AtomicU64,
     last_flush_ms: AtomicI64,
+    /// The broker's clock, for `flush.ms`.
+    clock: Arc<dyn Clock>,
 }
 
 /// What a read returned, with the partition's offsets at that moment.
@@ -60,6 +63,7 @@ impl Partition {
         policy: FlushPolicy,
         flusher: mpsc::UnboundedSender<Arc<Partition>>,
         data_changed: Arc<watch::Sender<u64>>,
+        clock: Arc<dyn Clock>,
     ) -> Arc<Partition> {
         // Whatever recovery kept is on disk (recovery fsyncs what it scans), so it is visible.
         let hw = log.log_end_offset();
@@ -75,7 +79,8 @@ impl Partition {
             flush_messages: AtomicU64::new(u64::MAX),
             flush_ms: AtomicU64::new(u64::MAX),
             unflushed_messages: AtomicU64::new(0),
-            last_flush_ms: AtomicI64::new(crate::state::now_ms()),
+            last_flush_ms: AtomicI64::new(clock.now_ms()),
+            clock,
         })
     }
 
@@ -288,7 +293,7 @@ impl Partition {
         self.dirty.store(false, Ordering::Release);
         self.unflushed_messages.store(0, Ordering::Release);
         self.last_flush_ms
-            .store(crate::state::now_ms(), Ordering::Relaxed);
+            .store(self.clock.now_ms(), Ordering::Relaxed);
         let (file, covered) = self.log().flush_target();
         let started = Instant::now();
         file.sync_data()?;

@@ -59,7 +59,7 @@ pub fn belongs_to(dir: &Path, id: Uuid) -> bool {
 fn parse(name: &str) -> Option<(&str, i32)> {
     let (topic, index) = name.rsplit_once('-')?;
     let index: i32 = index.parse().ok().filter(|i| *i >= 0)?;
-    crate::state::validate_topic_name(topic).ok()?;
+    crate::topic_name::check(topic).ok()?;
     Some((topic, index))
 }
 

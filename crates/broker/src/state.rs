@@ -4,8 +4,10 @@
 //! handlers read them without holding any lock. Admin changes (create, delete, add
 //! partitions) are serialised by the `image` lock and persisted before they are visible.
 
+use crate::clock::{Clock, SystemClock};
 use crate::metadata::{self, MetadataImage, MetadataStore, TopicRecord};
 use crate::partition::{self, Partition};
+use crate::topic_name;
 use kafka_protocol::error::ResponseError;
 use klamm_config::{BrokerSettings, Config, DynamicScope, TopicSettings};
 use klamm_log::{LogConfig, PartitionLog};
@@ -18,8 +20,6 @@ use uuid::Uuid;
 
 /// Marker written after a clean shutdown; its absence at startup means recovery must scan.
 const CLEAN_SHUTDOWN_MARKER: &str = ".klamm_cleanshutdown";
-/// Kafka's limit on topic name length.
-const TOPIC_NAME_BYTES_MAX: usize = 249;
 /// Partitions one topic may have: each costs three open files and two maps.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
 /// Threads that close partitions in parallel at shutdown.
@@ -82,12 +82,8 @@ pub struct Broker {
     pub request_bytes: Option<(tokio::sync::Semaphore, u32)>,
     /// `max.partitions`, resolved against the open-file limit at start.
     pub max_partitions: usize,
-}
-
-pub fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as i64)
+    /// The wall clock every timestamp and timeout is read from (see `clock.rs`).
+    clock: Arc<dyn Clock>,
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -99,37 +95,10 @@ pub fn log_config(settings: &TopicSettings) -> LogConfig {
     }
 }
 
-/// Kafka's rule: 1–249 characters of `[a-zA-Z0-9._-]`, not `.` or `..`.
+/// Kafka's topic name rule ([`topic_name::check`]) as an admin error.
 pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
-    let bad = |why: String| Err(AdminError::new(ResponseError::InvalidTopicException, why));
-    if name.is_empty() || name == "." || name == ".." {
-        return bad(format!("topic name {name:?} is illegal"));
-    }
-    if name.len() > TOPIC_NAME_BYTES_MAX {
-        return bad(format!(
-            "topic name is {} characters, the limit is {TOPIC_NAME_BYTES_MAX}",
-            name.len()
-        ));
-    }
-    if let Some(c) = name
-        .chars()
-        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
-    {
-        return bad(format!(
-            "topic name {name:?} contains {c:?}; only ASCII alphanumerics, '.', '_' and '-' are legal"
-        ));
-    }
-    Ok(())
-}
-
-/// Kafka's rule: `a.b` and `a_b` may not both exist, because metric names replace `.` by `_`
-/// and the two topics' metrics would be one.
-pub fn topic_names_collide(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a != b
-        && a.bytes()
-            .zip(b.bytes())
-            .all(|(x, y)| x == y || matches!((x, y), (b'.', b'_') | (b'_', b'.')))
+    topic_name::check(name)
+        .map_err(|why| AdminError::new(ResponseError::InvalidTopicException, why))
 }
 
 impl Broker {
@@ -138,6 +107,14 @@ impl Broker {
     /// queue, which the caller must drive with [`partition::run_flusher`].
     pub fn open(
         config: Config,
+    ) -> anyhow::Result<(Arc<Broker>, mpsc::UnboundedReceiver<Arc<Partition>>)> {
+        Broker::open_with_clock(config, Arc::new(SystemClock))
+    }
+
+    /// [`Broker::open`] on the given clock (tests pass a `ManualClock`).
+    pub fn open_with_clock(
+        config: Config,
+        clock: Arc<dyn Clock>,
     ) -> anyhow::Result<(Arc<Broker>, mpsc::UnboundedReceiver<Arc<Partition>>)> {
         let settings = config.broker();
         let data_dir = settings.log_dirs.clone();
@@ -191,6 +168,7 @@ impl Broker {
             request_bytes,
             max_partitions,
             config: RwLock::new(Arc::new(config)),
+            clock,
         });
         let started = std::time::Instant::now();
         let mut recovered = 0usize;
@@ -226,6 +204,11 @@ impl Broker {
             "logs loaded"
         );
         Ok((broker, queue))
+    }
+
+    /// Milliseconds since the Unix epoch, on the broker's clock.
+    pub fn now_ms(&self) -> i64 {
+        self.clock.now_ms()
     }
 
     /// The configuration in force now, dynamic changes included.
@@ -403,6 +386,7 @@ impl Broker {
             self.settings.flush_policy,
             self.flusher.clone(),
             self.data_changed.clone(),
+            self.clock.clone(),
         ))
     }
 
@@ -498,7 +482,7 @@ impl Broker {
         if let Some(other) = self
             .read_topics()
             .keys()
-            .find(|other| topic_names_collide(name, other))
+            .find(|other| topic_name::collide(name, other))
         {
             return Err(AdminError::new(
                 ResponseError::InvalidTopicException,
@@ -872,8 +856,9 @@ async fn run_retention(broker: Arc<Broker>) {
     }
 }
 
-fn apply_retention(broker: &Broker) {
-    let now = now_ms();
+/// One retention pass at the broker clock's now (the task runs it every interval).
+pub fn apply_retention(broker: &Broker) {
+    let now = broker.now_ms();
     for topic in broker.topics() {
         let s = &topic.settings;
         if !s.cleanup_policy_delete {
@@ -914,7 +899,7 @@ async fn run_producer_expiry(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let now = now_ms();
+        let now = broker.now_ms();
         for p in broker.all_partitions() {
             p.log().expire_producers(now, expiration_ms);
         }

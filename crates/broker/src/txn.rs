@@ -9,7 +9,7 @@
 //! never be written between the check and the append. Never held across an `.await`.
 
 use crate::partition::Partition;
-use crate::state::{now_ms, AdminError, Broker, Topic};
+use crate::state::{AdminError, Broker, Topic};
 use bytes::Bytes;
 use klamm_coordinator::txn::errors;
 use klamm_coordinator::{Markers, TxnConfig, TxnCoordinator, TxnEffects};
@@ -179,7 +179,7 @@ fn append_records(broker: &Broker, records: Vec<klamm_coordinator::TxnRecord>) -
         let Some(partition) = topic.partition(index) else {
             continue;
         };
-        let now = now_ms();
+        let now = broker.now_ms();
         let bytes = batch::encode_key_values(&records, now);
         let limits = ProduceLimits {
             max_batch_bytes: usize::MAX,
@@ -224,7 +224,7 @@ pub async fn finish(broker: Arc<Broker>, waits: Waits, complete: Vec<String>) {
 /// The second step of ending a transaction (its Prepare record is durable).
 fn complete_one(broker: &Broker, id: &str) {
     let mut inner = broker.txns.lock();
-    let Some((markers, effects)) = inner.complete(id, now_ms()) else {
+    let Some((markers, effects)) = inner.complete(id, broker.now_ms()) else {
         return;
     };
     write_markers(broker, &markers);
@@ -241,7 +241,7 @@ fn complete_one(broker: &Broker, id: &str) {
 /// `__consumer_offsets` also settles the producer's pending offsets.
 fn write_markers(broker: &Broker, markers: &Markers) {
     let producer = (markers.producer_id, markers.producer_epoch);
-    let now = now_ms();
+    let now = broker.now_ms();
     for (topic_name, index) in &markers.partitions {
         let Some(partition) = broker
             .topic(topic_name)
@@ -284,10 +284,19 @@ pub async fn run_ticker(broker: Arc<Broker>) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     loop {
         tick.tick().await;
-        let (_, waits, complete) = broker.txns.with(&broker, |c| ((), c.tick(now_ms())));
-        if !complete.is_empty() {
-            tracing::info!(transactions = ?complete, "aborting timed-out transactions");
-            tokio::spawn(finish(broker.clone(), waits, complete));
+        if let Some(aborting) = tick_once(&broker) {
+            tokio::spawn(aborting);
         }
     }
+}
+
+/// One tick at the broker clock's now: transactions past their timeout start aborting and
+/// expired ids are forgotten. Returns the work that writes the aborts' markers, if any.
+pub fn tick_once(broker: &Arc<Broker>) -> Option<impl std::future::Future<Output = ()> + Send> {
+    let (_, waits, complete) = broker.txns.with(broker, |c| ((), c.tick(broker.now_ms())));
+    if complete.is_empty() {
+        return None;
+    }
+    tracing::info!(transactions = ?complete, "aborting timed-out transactions");
+    Some(finish(broker.clone(), waits, complete))
 }

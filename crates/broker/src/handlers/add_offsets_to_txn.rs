@@ -2,7 +2,7 @@
 //! transaction, so that its TxnOffsetCommit records get the transaction's marker.
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ResponseKind};
 use klamm_protocol::group_records::partition_for_group;
@@ -39,7 +39,7 @@ pub fn handle(broker: &Arc<Broker>, request: AddOffsetsToTxnRequest, version: i1
             request.producer_id.0,
             request.producer_epoch,
             &[partition],
-            now_ms(),
+            broker.now_ms(),
         )
     });
     let code = crate::txn::for_version(code, version, FENCED_SINCE_VERSION);

@@ -4,7 +4,7 @@
 //! The answer waits for the `__transaction_state` record to be durable.
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,
@@ -41,7 +41,7 @@ pub fn handle(broker: &Arc<Broker>, request: AddPartitionsToTxnRequest, version:
         .collect();
     let (code, waits, complete) = if unknown.is_empty() {
         broker.txns.with(broker, |c| {
-            c.add_partitions(&id, pid, epoch, &requested, now_ms())
+            c.add_partitions(&id, pid, epoch, &requested, broker.now_ms())
         })
     } else {
         (0, Vec::new(), Vec::new())

@@ -6,7 +6,7 @@
 //! are durable.
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::{EndTxnRequest, EndTxnResponse, ProducerId, ResponseKind};
 use std::sync::Arc;
 
@@ -20,7 +20,7 @@ pub fn handle(broker: &Arc<Broker>, request: EndTxnRequest, version: i16) -> Rep
             request.producer_id.0,
             request.producer_epoch,
             request.committed,
-            now_ms(),
+            broker.now_ms(),
         )
     });
     let code = crate::txn::for_version(code, version, FENCED_SINCE_VERSION);

@@ -1,7 +1,7 @@
 //! Heartbeat (v0–v4): keeps a member's session alive and tells it of rebalances.
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, ResponseKind};
 use std::sync::Arc;
 
@@ -13,7 +13,7 @@ pub fn handle(broker: &Arc<Broker>, request: HeartbeatRequest) -> Reply {
             request.member_id.as_str(),
             instance,
             request.generation_id,
-            now_ms(),
+            broker.now_ms(),
         );
         (code, Default::default())
     });

@@ -5,7 +5,7 @@
 //! CONCURRENT_TRANSACTIONS meanwhile, so the client retries).
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
@@ -50,7 +50,7 @@ fn transactional(
             id,
             request.transaction_timeout_ms,
             expected,
-            now_ms(),
+            broker.now_ms(),
             || broker.allocate_producer_id().map_err(|e| e.error.code()),
         )
     });

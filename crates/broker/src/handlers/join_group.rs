@@ -3,7 +3,7 @@
 use super::ConnectionInfo;
 use super::Reply;
 use crate::groups::Pending;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -52,7 +52,7 @@ pub fn handle(
     let member_id = req.member_id.clone();
     match broker
         .groups
-        .join(broker, &group, |c| c.join(req, now_ms()))
+        .join(broker, &group, |c| c.join(req, broker.now_ms()))
     {
         Pending::Now(o) => Reply::Now(response(o)),
         Pending::Wait(rx) => Reply::Later(Box::pin(async move {

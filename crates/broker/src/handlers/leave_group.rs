@@ -1,7 +1,7 @@
 //! LeaveGroup (v0–v5): one member (v0–v2) or a batch, by member id or instance id (v3+).
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
@@ -26,7 +26,7 @@ pub fn handle(broker: &Arc<Broker>, request: LeaveGroupRequest, version: i16) ->
     };
     let group = request.group_id.0.as_str();
     let ((code, errs), _) = broker.groups.with(broker, |c| {
-        let (code, errs, effects) = c.leave(group, &members, now_ms());
+        let (code, errs, effects) = c.leave(group, &members, broker.now_ms());
         ((code, errs), effects)
     });
     let response = if version >= BATCHED_MIN_VERSION {

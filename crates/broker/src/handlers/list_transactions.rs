@@ -2,7 +2,7 @@
 //! names, producer ids and (v1) how long the transaction has been running.
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, ResponseKind, TransactionalId,
@@ -31,7 +31,7 @@ pub fn handle(broker: &Arc<Broker>, request: ListTransactionsRequest) -> Reply {
         .cloned()
         .collect();
     let pids: Vec<i64> = request.producer_id_filters.iter().map(|p| p.0).collect();
-    let now = now_ms();
+    let now = broker.now_ms();
     let states = broker
         .txns
         .lock()

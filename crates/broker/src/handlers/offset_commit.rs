@@ -2,7 +2,7 @@
 //! `__consumer_offsets`, acknowledged once durable (like `acks=all`).
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };
@@ -42,7 +42,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest) -> Reply {
         |name: &str, p: i32| broker.topic(name).is_some_and(|t| t.partition(p).is_some());
     let (errs, durable) = broker
         .groups
-        .with(broker, |c| c.commit(req, topic_exists, now_ms()));
+        .with(broker, |c| c.commit(req, topic_exists, broker.now_ms()));
     let mut errs = errs.into_iter();
     let topics = request
         .topics

@@ -4,7 +4,7 @@
 //! `acks=0` gets no response.
 
 use super::{close, DispatchError, Outcome, Pending, Reply};
-use crate::state::{now_ms, AdminError, Broker, Topic};
+use crate::state::{AdminError, Broker, Topic};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
@@ -123,7 +123,14 @@ fn append_one(
         }
     };
     let log_append_time = topic.settings.message_timestamp_type == TimestampType::LogAppendTime;
-    if let Some(refused) = check_records(topic, index, &records, &batches, log_append_time) {
+    if let Some(refused) = check_records(
+        topic,
+        index,
+        &records,
+        &batches,
+        log_append_time,
+        broker.now_ms(),
+    ) {
         return (refused, None);
     }
     let (records, batches) = match recompress(&topic.settings.compression_type, records, batches) {
@@ -148,7 +155,7 @@ fn append_one(
             }
         },
     };
-    match partition.append(&records, &batches, now_ms(), log_append_time) {
+    match partition.append(&records, &batches, broker.now_ms(), log_append_time) {
         Ok(info) => {
             if crate::metrics::enabled() && !info.duplicate {
                 let m = crate::metrics::metrics();
@@ -202,9 +209,9 @@ fn check_records(
     records: &[u8],
     batches: &[(batch::BatchHeader, std::ops::Range<usize>)],
     log_append_time: bool,
+    now: i64,
 ) -> Option<PartitionProduceResponse> {
     let s = &topic.settings;
-    let now = now_ms();
     let earliest = now.saturating_sub(s.message_timestamp_before_max_ms);
     let latest = now.saturating_add(s.message_timestamp_after_max_ms);
     let check_time = !log_append_time && (earliest > i64::MIN / 2 || latest < i64::MAX / 2);

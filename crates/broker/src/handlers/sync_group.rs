@@ -2,7 +2,7 @@
 
 use super::Reply;
 use crate::groups::Pending;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use klamm_coordinator::{errors, SyncOutcome, SyncRequest};
@@ -34,7 +34,7 @@ pub fn handle(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
     };
     match broker
         .groups
-        .sync(broker, &group, |c| c.sync(req, now_ms()))
+        .sync(broker, &group, |c| c.sync(req, broker.now_ms()))
     {
         Pending::Now(o) => Reply::Now(response(o)),
         Pending::Wait(rx) => Reply::Later(Box::pin(async move {

@@ -5,7 +5,7 @@
 //! aborts them. Acknowledged once durable.
 
 use super::Reply;
-use crate::state::{now_ms, Broker};
+use crate::state::Broker;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -79,7 +79,7 @@ pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> Reply {
                     };
                     let r = broker
                         .groups
-                        .with(broker, |c| c.txn_commit(req, topic_exists, now_ms()));
+                        .with(broker, |c| c.txn_commit(req, topic_exists, broker.now_ms()));
                     drop(txns);
                     r
                 }

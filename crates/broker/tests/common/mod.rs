@@ -1,0 +1,89 @@
+//! In-process broker for tests that hold the clock: a real `Broker` on a temporary data
+//! dir, requests encoded as a client would and sent through the real `handlers::dispatch`,
+//! responses decoded from the bytes the connection would write.
+
+#![allow(dead_code)] // each test file uses its own part of this
+
+use bytes::{Buf, Bytes, BytesMut};
+use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use klamm_broker::clock::ManualClock;
+use klamm_broker::handlers::{self, ConnectionInfo, Outcome, Pending};
+use klamm_broker::state::Broker;
+use klamm_config::{Config, LoadOptions};
+use std::sync::Arc;
+
+/// The manual clock starts here (2026-01-01T00:00:00Z): record timestamps are realistic.
+pub const START_MS: i64 = 1_767_225_600_000;
+
+pub struct TestBroker {
+    pub broker: Arc<Broker>,
+    pub clock: Arc<ManualClock>,
+    _dir: tempfile::TempDir,
+}
+
+/// A broker on a manual clock, with `flags` as `--set` pairs. The flush policy is `never`
+/// unless set: the high watermark then moves at append, with no flusher task to drive.
+pub fn open(flags: &[(&str, &str)]) -> TestBroker {
+    let dir = tempfile::tempdir().unwrap();
+    let mut all = vec![
+        ("log.dirs".to_string(), dir.path().display().to_string()),
+        ("log.flush.policy".to_string(), "never".to_string()),
+    ];
+    all.extend(flags.iter().map(|(k, v)| (k.to_string(), v.to_string())));
+    let (config, _) = Config::load(&LoadOptions {
+        flags: all,
+        ..LoadOptions::default()
+    })
+    .unwrap();
+    let clock = Arc::new(ManualClock::new(START_MS));
+    let (broker, _flush_queue) = Broker::open_with_clock(config, clock.clone()).unwrap();
+    TestBroker {
+        broker,
+        clock,
+        _dir: dir,
+    }
+}
+
+fn info() -> ConnectionInfo {
+    ConnectionInfo {
+        peer: "127.0.0.1:1".parse().unwrap(),
+        listener: "PLAINTEXT".into(),
+    }
+}
+
+/// Dispatches `request` as API version `version`; the returned future is the answer.
+pub fn send<R: Request>(broker: &Arc<Broker>, version: i16, request: &R) -> Pending {
+    let header = RequestHeader::default()
+        .with_request_api_key(R::KEY)
+        .with_request_api_version(version)
+        .with_correlation_id(1)
+        .with_client_id(Some(StrBytes::from_static_str("in-process")));
+    let mut buf = BytesMut::new();
+    header.encode(&mut buf, R::header_version(version)).unwrap();
+    request.encode(&mut buf, version).unwrap();
+    handlers::dispatch(broker, buf.freeze(), &info())
+        .unwrap_or_else(|_| panic!("dispatch refused api {} v{version}", R::KEY))
+}
+
+/// Decodes the framed response the connection would write.
+pub fn decode<R: Request>(version: i16, outcome: Outcome) -> R::Response {
+    let Outcome::Respond(chunks) = outcome else {
+        panic!("no response")
+    };
+    let mut bytes = BytesMut::new();
+    for c in chunks {
+        bytes.extend_from_slice(&c);
+    }
+    let mut bytes: Bytes = bytes.freeze();
+    let size = bytes.get_i32() as usize;
+    assert_eq!(size, bytes.len(), "size prefix");
+    ResponseHeader::decode(&mut bytes, R::Response::header_version(version)).unwrap();
+    R::Response::decode(&mut bytes, version).unwrap()
+}
+
+/// Sends `request` and waits for its answer.
+pub async fn call<R: Request>(broker: &Arc<Broker>, version: i16, request: &R) -> R::Response {
+    let outcome = send(broker, version, request).await;
+    decode::<R>(version, outcome)
+}
