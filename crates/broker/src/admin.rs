@@ -3,6 +3,7 @@
 //! finished and the Kafka listeners are bound; 503 before). It starts before recovery so
 //! that orchestrators can tell "alive but loading" from "dead".
 
+use crate::shutdown::Stop;
 use crate::state::Broker;
 use bytes::Bytes;
 use http_body_util::Full;
@@ -45,9 +46,14 @@ pub async fn bind(addr: &str) -> Option<TcpListener> {
     }
 }
 
-pub async fn serve(listener: TcpListener, readiness: Arc<Readiness>) {
+/// Serves the admin HTTP listener until `stop` is signalled.
+pub async fn serve(listener: TcpListener, readiness: Arc<Readiness>, mut stop: Stop) {
     loop {
-        let (stream, _peer): (_, SocketAddr) = match listener.accept().await {
+        let accepted = tokio::select! {
+            _ = stop.wait() => return,
+            accepted = listener.accept() => accepted,
+        };
+        let (stream, _peer): (_, SocketAddr) = match accepted {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(error = %e, "admin accept failed");

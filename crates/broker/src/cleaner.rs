@@ -3,9 +3,9 @@
 //! algorithm and its crash safety). It runs on a blocking thread; the partition lock is held
 //! only to plan and to swap the cleaned segments in, never while reading or writing them.
 
+use crate::shutdown::Stop;
 use crate::state::{Broker, Topic};
 use klamm_log::cleaner::{self, CleanerConfig};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn broker_value<T: std::str::FromStr>(broker: &Broker, key: &str, default: T) -> T {
@@ -14,19 +14,6 @@ fn broker_value<T: std::str::FromStr>(broker: &Broker, key: &str, default: T) ->
         .get(key)
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-pub async fn run(broker: Arc<Broker>) {
-    if !broker_value(&broker, "log.cleaner.enable", true) {
-        tracing::info!("log cleaner disabled (log.cleaner.enable=false)");
-        return;
-    }
-    loop {
-        let backoff_ms: u64 = broker_value(&broker, "log.cleaner.backoff.ms", 15_000);
-        tokio::time::sleep(Duration::from_millis(backoff_ms.max(1))).await;
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || clean_all(&b)).await;
-    }
 }
 
 /// Sleeps so that bytes read plus written stay under `log.cleaner.io.max.bytes.per.second`.
@@ -70,7 +57,8 @@ pub fn cleaner_config(broker: &Broker, topic: &Topic) -> CleanerConfig {
 }
 
 /// One round over every compacted partition.
-pub fn clean_all(broker: &Broker) {
+/// One round over the compacted partitions; stops between partitions once `stop` is set.
+pub fn clean_all(broker: &Broker, stop: &Stop) {
     let mut throttle = Throttle {
         bytes_per_second: broker_value(broker, "log.cleaner.io.max.bytes.per.second", f64::MAX),
         started: Instant::now(),
@@ -85,6 +73,9 @@ pub fn clean_all(broker: &Broker) {
             .max_compaction_lag_ms
             .min(topic.settings.segment_ms.min(i64::MAX as u64) as i64);
         for p in &topic.partitions {
+            if stop.is_set() {
+                return;
+            }
             let now = broker.now_ms();
             let plan = {
                 let mut log = p.log();

@@ -8,6 +8,7 @@
 //! being read from, so a slow reader cannot grow the broker's memory.
 
 use crate::handlers::{self, ConnectionInfo, DispatchError, Outcome, Pending};
+use crate::shutdown::Stop;
 use crate::state::Broker;
 use bytes::BytesMut;
 use klamm_protocol::frame::{self, SIZE_PREFIX_BYTES};
@@ -21,7 +22,10 @@ use tokio::sync::mpsc;
 /// Request bodies up to this size are read without waiting for `queued.max.request.bytes`.
 pub const SMALL_REQUEST_BYTES: usize = 64 * 1024;
 
-pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo) {
+/// Serves one connection until the client closes it, a limit closes it, or `stop` is
+/// signalled: then no further request is read, and the ones already read are answered
+/// (their fsyncs awaited) before the socket closes.
+pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo, mut stop: Stop) {
     let _ = stream.set_nodelay(true);
     let (mut reader, mut writer) = stream.into_split();
     let in_flight_max = broker.settings.queued_max_requests_per_connection.max(1);
@@ -48,7 +52,14 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo)
         Duration::from_millis(broker.settings.socket_request_timeout_ms.max(1)).min(idle);
     loop {
         let mut prefix = [0u8; SIZE_PREFIX_BYTES];
-        match tokio::time::timeout(idle, reader.read_exact(&mut prefix)).await {
+        // Stopping is checked only here, while waiting for the next request: a request
+        // whose size prefix arrived is read whole and handled.
+        let read = tokio::select! {
+            biased;
+            _ = stop.wait() => break,
+            read = tokio::time::timeout(idle, reader.read_exact(&mut prefix)) => read,
+        };
+        match read {
             Err(_) => {
                 tracing::debug!(%peer, "closing idle connection (connections.max.idle.ms)");
                 break;

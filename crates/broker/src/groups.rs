@@ -16,12 +16,9 @@ use klamm_protocol::batch::{self, ProduceLimits};
 use klamm_protocol::group_records::partition_for_group;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 use tokio::sync::oneshot;
 
 pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
-/// How often group timers (sessions, join deadlines, offset expiry) are checked.
-const TICK_MS: u64 = 100;
 
 type Key = (String, String);
 
@@ -123,6 +120,24 @@ impl GroupCoordinator {
         f: impl FnOnce(&mut Coordinator) -> (Answer<JoinOutcome>, Effects),
     ) -> Pending<JoinOutcome> {
         self.answer(broker, group, |inner| &mut inner.joins, f)
+    }
+
+    /// At shutdown: every parked JoinGroup/SyncGroup is answered NOT_COORDINATOR (as Kafka
+    /// answers while a coordinator unloads), so its client looks for the coordinator again
+    /// instead of holding the drain until its rebalance timeout.
+    pub fn answer_parked_for_shutdown(&self) {
+        let mut inner = self.lock();
+        for ((_, member_id), tx) in inner.joins.drain() {
+            let _ = tx.send(JoinOutcome::error(
+                klamm_coordinator::errors::NOT_COORDINATOR,
+                &member_id,
+            ));
+        }
+        for (_, tx) in inner.syncs.drain() {
+            let _ = tx.send(SyncOutcome::error(
+                klamm_coordinator::errors::NOT_COORDINATOR,
+            ));
+        }
     }
 
     pub fn sync(
@@ -297,16 +312,6 @@ fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
         }
     }
     durable
-}
-
-/// Ticks the group timers until the process ends.
-pub async fn run_ticker(broker: Arc<Broker>) {
-    let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        tick_once(&broker);
-    }
 }
 
 /// One tick at the broker clock's now: session, rebalance and join timers fire.

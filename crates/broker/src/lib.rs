@@ -30,7 +30,9 @@ pub mod process_cpu;
 pub mod response;
 pub mod scrape;
 pub mod server;
+pub mod shutdown;
 pub mod state;
+pub mod tasks;
 pub mod topic_name;
 pub mod txn;
 

@@ -6,6 +6,7 @@
 //! durable happens in the flusher, outside the lock.
 
 use crate::clock::Clock;
+use crate::shutdown::Stop;
 use bytes::Bytes;
 use klamm_config::FlushPolicy;
 use klamm_log::{AppendError, AppendInfo, LogConfig, LogError, PartitionLog};
@@ -329,8 +330,16 @@ fn stable(log: &PartitionLog, high_watermark: i64) -> i64 {
 /// The group-commit flusher: waits for partitions with unflushed appends, fsyncs each one
 /// once for everything that arrived meanwhile, and publishes the new high watermarks.
 /// Appends that land during an fsync re-queue their partition, so they ride the next one.
-pub async fn run_flusher(mut queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
-    while let Some(first) = queue.recv().await {
+/// Stops between fsync rounds once `stop` is signalled (closing the partitions fsyncs the rest).
+pub async fn run_flusher(mut queue: mpsc::UnboundedReceiver<Arc<Partition>>, mut stop: Stop) {
+    loop {
+        let first = tokio::select! {
+            _ = stop.wait() => return,
+            first = queue.recv() => match first {
+                Some(first) => first,
+                None => return stop.wait().await,
+            },
+        };
         let mut batch = vec![first];
         while let Ok(more) = queue.try_recv() {
             batch.push(more);
@@ -353,6 +362,7 @@ pub async fn run_flusher(mut queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
 pub async fn run_interval_flusher(
     partitions: impl Fn() -> Vec<Arc<Partition>> + Send + 'static,
     interval: impl Fn() -> std::time::Duration + Send + 'static,
+    mut stop: Stop,
 ) {
     // The period is read at least every second, so a change of the dynamic
     // `log.flush.interval.ms` applies within a second, not after the old period.
@@ -362,7 +372,10 @@ pub async fn run_interval_flusher(
         let period = interval();
         let due = last_flush + period;
         if tokio::time::Instant::now() < due {
-            tokio::time::sleep_until(due.min(tokio::time::Instant::now() + RECHECK)).await;
+            tokio::select! {
+                _ = stop.wait() => return,
+                _ = tokio::time::sleep_until(due.min(tokio::time::Instant::now() + RECHECK)) => {}
+            }
             continue;
         }
         last_flush = tokio::time::Instant::now();

@@ -3,7 +3,8 @@
 use crate::admin::{self, Readiness};
 use crate::connection;
 use crate::handlers::ConnectionInfo;
-use crate::state::{self, Broker};
+use crate::state::Broker;
+use crate::tasks::Tasks;
 use klamm_config::Config;
 use std::collections::HashMap;
 use std::net::{IpAddr, ToSocketAddrs};
@@ -69,13 +70,17 @@ pub async fn run(
         .and_then(|v| v.parse().ok())
         .unwrap_or(u64::MAX);
     crate::handlers::set_slow_request_ms(slow_ms);
+    let mut tasks = Tasks::new();
     let readiness = Arc::new(Readiness::default());
     let admin_addr = config.get("admin.listener").unwrap_or("").to_string();
     let mut admin_bound = None;
     if !admin_addr.is_empty() {
         if let Some(l) = admin::bind(&admin_addr).await {
             admin_bound = l.local_addr().ok();
-            tokio::spawn(admin::serve(l, readiness.clone()));
+            tasks.spawn(
+                "admin-http",
+                admin::serve(l, readiness.clone(), tasks.stop_signal()),
+            );
         }
     }
     // Bound now but not listening until recovery is done, so a successful connect still
@@ -93,7 +98,7 @@ pub async fn run(
     let config = config.with_bound_ports(&bound_ports);
     let ready_file = config.get("ready.file").unwrap_or("").to_string();
     let (broker, flush_queue) = tokio::task::block_in_place(|| Broker::open(config))?;
-    state::spawn_flushers(&broker, flush_queue);
+    crate::tasks::spawn_broker_tasks(&mut tasks, &broker, flush_queue);
     let mut listeners = Vec::new();
     let mut ready_lines = Vec::new();
     for ((name, socket), advertised) in sockets
@@ -152,10 +157,12 @@ pub async fn run(
         });
     }
     drop(conn_tx);
+    let (stop_connections, connection_stop) = crate::shutdown::channel();
     tokio::pin!(shutdown);
-    loop {
+    let failure = loop {
         tokio::select! {
-            _ = &mut shutdown => break,
+            _ = &mut shutdown => break None,
+            e = tasks.failed() => break Some(e),
             Some((stream, peer, listener)) = conn_rx.recv() => {
                 // Both limits are dynamic: read them from the config in force now.
                 let s = broker.config().broker();
@@ -165,26 +172,72 @@ pub async fn run(
                     continue;
                 };
                 let b = broker.clone();
+                let stop = connection_stop.clone();
                 connections.spawn(async move {
                     let _slot = slot;
                     let m = crate::metrics::metrics();
                     m.connections_accepted.with_label_values(&[&listener]).inc();
                     m.connections_active.with_label_values(&[&listener]).inc();
-                    connection::serve(b, stream, ConnectionInfo { peer, listener: listener.clone() }).await;
+                    connection::serve(b, stream, ConnectionInfo { peer, listener: listener.clone() }, stop).await;
                     m.connections_active.with_label_values(&[&listener]).dec();
                     m.connections_closed.with_label_values(&[&listener]).inc();
                 });
             }
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
+    };
+    let timeout = Duration::from_millis(broker.settings.shutdown_timeout_ms);
+    drain(&broker, acceptors, connections, stop_connections, timeout).await;
+    // Tasks stop after the connections: acknowledgements being drained need the flusher.
+    let cut = tasks.stop(timeout).await;
+    if !cut.is_empty() {
+        tracing::warn!(tasks = ?cut, "background tasks still running after shutdown.timeout.ms were cut");
     }
-    tracing::info!("shutting down");
-    acceptors.abort_all();
-    connections.abort_all();
-    while connections.join_next().await.is_some() {}
     tokio::task::block_in_place(|| broker.shutdown())?;
-    tracing::info!("clean shutdown complete");
-    Ok(())
+    match failure {
+        None => {
+            tracing::info!("clean shutdown complete");
+            Ok(())
+        }
+        Some(e) => Err(e),
+    }
+}
+
+/// The draining half of shutdown: stop accepting, let every connection finish the requests
+/// it has read (answers written, fsyncs done) and close, within `timeout`; connections
+/// still busy then are cut, and counted in the log.
+async fn drain(
+    broker: &Broker,
+    mut acceptors: JoinSet<()>,
+    mut connections: JoinSet<()>,
+    stop_connections: crate::shutdown::StopSender,
+    timeout: Duration,
+) {
+    tracing::info!(
+        connections = connections.len(),
+        "shutting down: no new connections; finishing the requests already read"
+    );
+    acceptors.abort_all();
+    while acceptors.join_next().await.is_some() {}
+    broker.begin_draining();
+    stop_connections.stop();
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        match tokio::time::timeout_at(deadline, connections.join_next()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => {
+                tracing::warn!(
+                    connections = connections.len(),
+                    timeout_ms = timeout.as_millis() as u64,
+                    "connections still busy after shutdown.timeout.ms are cut; their requests in flight get no answer"
+                );
+                connections.abort_all();
+                while connections.join_next().await.is_some() {}
+                break;
+            }
+        }
+    }
 }
 
 /// Pending connections a listener queues (as `TcpListener::bind` sets on Linux).

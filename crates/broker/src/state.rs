@@ -6,7 +6,8 @@
 
 use crate::clock::{Clock, SystemClock};
 use crate::metadata::{self, MetadataImage, MetadataStore, TopicRecord};
-use crate::partition::{self, Partition};
+use crate::partition::Partition;
+use crate::shutdown::{Stop, StopSender};
 use crate::topic_name;
 use kafka_protocol::error::ResponseError;
 use klamm_config::{BrokerSettings, Config, DynamicScope, TopicSettings};
@@ -84,6 +85,8 @@ pub struct Broker {
     pub max_partitions: usize,
     /// The wall clock every timestamp and timeout is read from (see `clock.rs`).
     clock: Arc<dyn Clock>,
+    /// Sent when the shutdown drain begins: parked fetches answer with what they have.
+    draining: StopSender,
 }
 
 pub fn log_config(settings: &TopicSettings) -> LogConfig {
@@ -169,6 +172,7 @@ impl Broker {
             max_partitions,
             config: RwLock::new(Arc::new(config)),
             clock,
+            draining: crate::shutdown::channel().0,
         });
         let started = std::time::Instant::now();
         let mut recovered = 0usize;
@@ -209,6 +213,19 @@ impl Broker {
     /// Milliseconds since the Unix epoch, on the broker's clock.
     pub fn now_ms(&self) -> i64 {
         self.clock.now_ms()
+    }
+
+    /// Starts the shutdown drain: long polls answer now with what they have, and parked
+    /// JoinGroup/SyncGroup requests answer NOT_COORDINATOR, so the requests already read
+    /// finish promptly.
+    pub fn begin_draining(&self) {
+        self.draining.stop();
+        self.groups.answer_parked_for_shutdown();
+    }
+
+    /// Resolves once [`Broker::begin_draining`] was called.
+    pub fn draining(&self) -> Stop {
+        self.draining.subscribe()
     }
 
     /// The configuration in force now, dynamic changes included.
@@ -835,27 +852,6 @@ fn apply_process_wide(config: &Config) {
     }
 }
 
-/// Retention (`cleanup.policy` containing `delete`): every `log.retention.check.interval.ms`
-/// each partition drops the sealed segments past `retention.ms` or beyond `retention.bytes`.
-/// It runs on a blocking thread; each partition is locked only for its own deletion.
-async fn run_retention(broker: Arc<Broker>) {
-    let interval_ms = broker
-        .config()
-        .get("log.retention.check.interval.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000u64)
-        .max(1);
-    // The first check comes one interval after start (Kafka waits too), not at start-up.
-    let period = std::time::Duration::from_millis(interval_ms);
-    let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let b = broker.clone();
-        let _ = tokio::task::spawn_blocking(move || apply_retention(&b)).await;
-    }
-}
-
 /// One retention pass at the broker clock's now (the task runs it every interval).
 pub fn apply_retention(broker: &Broker) {
     let now = broker.now_ms();
@@ -881,44 +877,5 @@ pub fn apply_retention(broker: &Broker) {
                 }
             }
         }
-    }
-}
-
-/// How often idempotent-producer state is checked for expiry.
-const PRODUCER_EXPIRY_CHECK_MS: u64 = 60_000;
-
-/// Forgets idempotent producers silent for `producer.id.expiration.ms`, as Kafka does.
-async fn run_producer_expiry(broker: Arc<Broker>) {
-    let expiration_ms = broker
-        .config()
-        .get("producer.id.expiration.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(86_400_000i64);
-    let mut tick =
-        tokio::time::interval(std::time::Duration::from_millis(PRODUCER_EXPIRY_CHECK_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        let now = broker.now_ms();
-        for p in broker.all_partitions() {
-            p.log().expire_producers(now, expiration_ms);
-        }
-    }
-}
-
-/// Spawns the flusher matching `log.flush.policy`.
-pub fn spawn_flushers(broker: &Arc<Broker>, queue: mpsc::UnboundedReceiver<Arc<Partition>>) {
-    tokio::spawn(partition::run_flusher(queue));
-    tokio::spawn(crate::groups::run_ticker(broker.clone()));
-    tokio::spawn(crate::txn::run_ticker(broker.clone()));
-    tokio::spawn(run_producer_expiry(broker.clone()));
-    tokio::spawn(run_retention(broker.clone()));
-    tokio::spawn(crate::cleaner::run(broker.clone()));
-    if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
-        let (b, c) = (broker.clone(), broker.clone());
-        tokio::spawn(partition::run_interval_flusher(
-            move || b.all_partitions(),
-            move || std::time::Duration::from_millis(c.config().broker().flush_interval_ms.max(1)),
-        ));
     }
 }

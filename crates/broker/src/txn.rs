@@ -17,11 +17,8 @@ use klamm_protocol::batch::{self, ProduceLimits};
 use klamm_protocol::group_records::partition_for_group;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::Duration;
 
 pub const TXN_TOPIC: &str = "__transaction_state";
-/// How often transaction timers are looked at (the coordinator applies its own intervals).
-const TICK_MS: u64 = 100;
 
 /// Appends that a response (or the next step) must see durable: `(partition, last offset)`.
 pub type Waits = Vec<(Arc<Partition>, i64)>;
@@ -275,19 +272,6 @@ pub fn recover(broker: &Arc<Broker>) {
         "completing transactions prepared before the restart"
     );
     tokio::spawn(finish(broker.clone(), Vec::new(), preparing));
-}
-
-/// Ticks transaction timeouts and id expiry until the process ends.
-pub async fn run_ticker(broker: Arc<Broker>) {
-    recover(&broker);
-    let mut tick = tokio::time::interval(Duration::from_millis(TICK_MS));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    loop {
-        tick.tick().await;
-        if let Some(aborting) = tick_once(&broker) {
-            tokio::spawn(aborting);
-        }
-    }
 }
 
 /// One tick at the broker clock's now: transactions past their timeout start aborting and

@@ -305,7 +305,7 @@ fn serve(args: ServeArgs) -> ExitCode {
         }
     };
     let result = runtime.block_on(klamm_broker::run(config, shutdown_signal()));
-    // Connection tasks were aborted; do not wait for stragglers such as blocking fsyncs.
+    // The server drained its connections and stopped its tasks; only cut stragglers remain.
     runtime.shutdown_timeout(std::time::Duration::from_millis(500));
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -32,12 +32,15 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
         return Reply::Now(ResponseKind::Fetch(response));
     }
     let broker = broker.clone();
+    let mut draining = broker.draining();
     Reply::Later(Box::pin(async move {
         let mut waited = Duration::ZERO;
         loop {
             let wait_started = Instant::now();
+            // At shutdown a long poll answers with what it has, as at its deadline.
             let timed_out = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => true,
+                _ = draining.wait() => true,
                 r = changed.changed() => r.is_err(),
             };
             waited += wait_started.elapsed();
