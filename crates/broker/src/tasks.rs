@@ -184,7 +184,9 @@ async fn run_group_ticker(broker: Arc<Broker>, mut stop: Stop) {
 }
 
 async fn run_txn_ticker(broker: Arc<Broker>, mut stop: Stop) {
-    crate::txn::recover(&broker);
+    if let Some(completing) = crate::txn::recover(&broker) {
+        completing.await;
+    }
     let mut tick = interval(Duration::from_millis(COORDINATOR_TICK_MS));
     while next_tick(&mut tick, &mut stop).await {
         // Awaited here, not spawned: the markers of a timed-out transaction are written

@@ -261,17 +261,18 @@ fn write_markers(broker: &Broker, markers: &Markers) {
     }
 }
 
-/// After a restart: completes the transactions whose Prepare record was durable.
-pub fn recover(broker: &Arc<Broker>) {
+/// After a restart: completes the transactions whose Prepare record was durable. Returns
+/// the work that writes their markers, if any.
+pub fn recover(broker: &Arc<Broker>) -> Option<impl std::future::Future<Output = ()> + Send> {
     let preparing = broker.txns.lock().preparing();
     if preparing.is_empty() {
-        return;
+        return None;
     }
     tracing::info!(
         transactions = preparing.len(),
         "completing transactions prepared before the restart"
     );
-    tokio::spawn(finish(broker.clone(), Vec::new(), preparing));
+    Some(finish(broker.clone(), Vec::new(), preparing))
 }
 
 /// One tick at the broker clock's now: transactions past their timeout start aborting and
