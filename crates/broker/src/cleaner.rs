@@ -53,10 +53,10 @@ pub fn cleaner_config(broker: &Broker, topic: &Topic) -> CleanerConfig {
         min_cleanable_dirty_ratio: s.min_cleanable_dirty_ratio,
         dedupe_buffer_bytes: broker_value(broker, "log.cleaner.dedupe.buffer.size", 128 << 20),
         segment_bytes: s.segment_bytes,
+        max_decompressed_bytes: s.max_decompressed_bytes,
     }
 }
 
-/// One round over every compacted partition.
 /// One round over the compacted partitions; stops between partitions once `stop` is set.
 pub fn clean_all(broker: &Broker, stop: &Stop) {
     let mut throttle = Throttle {
@@ -111,7 +111,7 @@ pub fn clean_all(broker: &Broker, stop: &Stop) {
             let stats = result.stats.clone();
             match p.log().install_cleaned(result) {
                 Ok(groups) => {
-                    if crate::metrics::enabled() {
+                    if broker.settings.metrics_enabled {
                         let m = crate::metrics::metrics();
                         m.cleaner_bytes_read.inc_by(stats.bytes_read);
                         m.cleaner_bytes_written.inc_by(stats.bytes_written);

@@ -2,19 +2,18 @@
 //!
 //! This module is the registry: counters and histograms updated on the request path (one
 //! registry, created once per process). The gauges computed at scrape time from the
-//! broker's state are `scrape.rs`'s. `metrics.enabled = false` skips the request-path
-//! updates (to measure their cost).
+//! broker's state are `scrape.rs`'s. `metrics.enabled = false`
+//! (`BrokerSettings::metrics_enabled`, checked where they are recorded) skips the
+//! request-path updates, to measure their cost.
 //!
 //! Invariant: imports nothing from the crate but `process_cpu`, so every module may record.
 
 use prometheus::{
     Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGaugeVec, Opts, Registry,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::OnceLock;
 
 static METRICS: OnceLock<Metrics> = OnceLock::new();
-static ENABLED: AtomicBool = AtomicBool::new(true);
 
 pub struct Metrics {
     registry: Registry,
@@ -191,16 +190,7 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
-pub fn set_enabled(enabled: bool) {
-    ENABLED.store(enabled, Ordering::Relaxed);
-}
-
 /// Every registered metric's current values, for a scrape.
 pub fn gather() -> Vec<prometheus::proto::MetricFamily> {
     metrics().registry.gather()
-}
-
-/// Whether request-path metrics are recorded (`metrics.enabled`).
-pub fn enabled() -> bool {
-    ENABLED.load(Ordering::Relaxed)
 }

@@ -29,10 +29,7 @@ pub struct Partition {
     high_watermark: watch::Sender<i64>,
     /// Set when data was appended that the flusher has not yet picked up.
     dirty: AtomicBool,
-    policy: FlushPolicy,
-    flusher: mpsc::UnboundedSender<Arc<Partition>>,
-    /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches.
-    data_changed: Arc<watch::Sender<u64>>,
+    shared: Arc<Shared>,
     /// Topic `flush.messages` / `flush.ms`: under `log.flush.policy` interval or never, an
     /// append that brings the unflushed messages to this count, or comes this long after
     /// the last fsync, queues an fsync (under `always` every append is fsync'd anyway).
@@ -40,8 +37,18 @@ pub struct Partition {
     flush_ms: AtomicU64,
     unflushed_messages: AtomicU64,
     last_flush_ms: AtomicI64,
+}
+
+/// What every partition of one broker shares.
+pub struct Shared {
+    pub policy: FlushPolicy,
+    pub flusher: mpsc::UnboundedSender<Arc<Partition>>,
+    /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches.
+    pub data_changed: Arc<watch::Sender<u64>>,
     /// The broker's clock, for `flush.ms`.
-    clock: Arc<dyn Clock>,
+    pub clock: Arc<dyn Clock>,
+    /// `metrics.enabled`: whether fsync durations are recorded.
+    pub metrics_enabled: bool,
 }
 
 /// What a read returned, with the partition's offsets at that moment.
@@ -57,15 +64,7 @@ pub struct ReadResult {
 }
 
 impl Partition {
-    pub fn new(
-        topic: &str,
-        index: i32,
-        log: PartitionLog,
-        policy: FlushPolicy,
-        flusher: mpsc::UnboundedSender<Arc<Partition>>,
-        data_changed: Arc<watch::Sender<u64>>,
-        clock: Arc<dyn Clock>,
-    ) -> Arc<Partition> {
+    pub fn new(topic: &str, index: i32, log: PartitionLog, shared: Arc<Shared>) -> Arc<Partition> {
         // Whatever recovery kept is on disk (recovery fsyncs what it scans), so it is visible.
         let hw = log.log_end_offset();
         Arc::new(Partition {
@@ -74,14 +73,11 @@ impl Partition {
             log: Mutex::new(log),
             high_watermark: watch::Sender::new(hw),
             dirty: AtomicBool::new(false),
-            policy,
-            flusher,
-            data_changed,
             flush_messages: AtomicU64::new(u64::MAX),
             flush_ms: AtomicU64::new(u64::MAX),
             unflushed_messages: AtomicU64::new(0),
-            last_flush_ms: AtomicI64::new(clock.now_ms()),
-            clock,
+            last_flush_ms: AtomicI64::new(shared.clock.now_ms()),
+            shared,
         })
     }
 
@@ -105,7 +101,7 @@ impl Partition {
             self.unflushed_messages.store(0, Ordering::Release);
             self.last_flush_ms.store(now_ms, Ordering::Relaxed);
             self.dirty.store(true, Ordering::Release);
-            let _ = self.flusher.send(self.clone());
+            let _ = self.shared.flusher.send(self.clone());
         }
     }
 
@@ -158,11 +154,11 @@ impl Partition {
     /// Arranges for an append of `messages` ending at `last_offset` to become visible:
     /// immediately, or after the next group-commit fsync under `log.flush.policy=always`.
     fn appended(self: &Arc<Self>, last_offset: i64, messages: u64, now_ms: i64) {
-        match self.policy {
+        match self.shared.policy {
             FlushPolicy::Always => {
                 if !self.dirty.swap(true, Ordering::AcqRel) {
                     // The flusher lives as long as the broker; a send error means shutdown.
-                    let _ = self.flusher.send(self.clone());
+                    let _ = self.shared.flusher.send(self.clone());
                 }
             }
             FlushPolicy::Interval => {
@@ -187,7 +183,9 @@ impl Partition {
             }
         });
         if moved {
-            self.data_changed.send_modify(|v| *v = v.wrapping_add(1));
+            self.shared
+                .data_changed
+                .send_modify(|v| *v = v.wrapping_add(1));
         }
     }
 
@@ -294,12 +292,12 @@ impl Partition {
         self.dirty.store(false, Ordering::Release);
         self.unflushed_messages.store(0, Ordering::Release);
         self.last_flush_ms
-            .store(self.clock.now_ms(), Ordering::Relaxed);
+            .store(self.shared.clock.now_ms(), Ordering::Relaxed);
         let (file, covered) = self.log().flush_target();
         let started = Instant::now();
         file.sync_data()?;
         let took = started.elapsed();
-        if crate::metrics::enabled() {
+        if self.shared.metrics_enabled {
             crate::metrics::metrics()
                 .flush_duration
                 .observe(took.as_secs_f64());

@@ -64,12 +64,6 @@ pub async fn run(
     shutdown: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
     let started = std::time::Instant::now();
-    crate::metrics::set_enabled(config.get("metrics.enabled") != Some("false"));
-    let slow_ms = config
-        .get("request.slow.log.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(u64::MAX);
-    crate::handlers::set_slow_request_ms(slow_ms);
     let mut tasks = Tasks::new();
     let readiness = Arc::new(Readiness::default());
     let admin_addr = config.get("admin.listener").unwrap_or("").to_string();

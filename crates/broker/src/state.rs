@@ -71,7 +71,8 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     store: MetadataStore,
     image: Mutex<MetadataImage>,
-    flusher: mpsc::UnboundedSender<Arc<Partition>>,
+    /// The flush policy, flusher queue, wake signal and clock every partition shares.
+    partition_shared: Arc<crate::partition::Shared>,
     /// Bumped whenever a high watermark moves: long-polling fetches wait on it.
     pub data_changed: Arc<watch::Sender<u64>>,
     /// The consumer-group coordinator (its state lives in `__consumer_offsets`).
@@ -140,7 +141,6 @@ impl Broker {
                 tracing::warn!("{warning}");
             }
         }
-        apply_process_wide(&config);
         crate::partition_dirs::sweep(&data_dir, &image);
         let (flusher, queue) = mpsc::unbounded_channel();
         let fd_limit = crate::fd_limit::raise();
@@ -157,15 +157,22 @@ impl Broker {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
             (tokio::sync::Semaphore::new(n as usize), n)
         });
+        let data_changed = Arc::new(watch::Sender::new(0));
         let broker = Arc::new(Broker {
+            partition_shared: Arc::new(crate::partition::Shared {
+                policy: settings.flush_policy,
+                flusher,
+                data_changed: data_changed.clone(),
+                clock: clock.clone(),
+                metrics_enabled: settings.metrics_enabled,
+            }),
             settings,
             cluster_id: image.cluster_id.clone(),
             data_dir,
             topics: RwLock::new(BTreeMap::new()),
             store,
             image: Mutex::new(image.clone()),
-            flusher,
-            data_changed: Arc::new(watch::Sender::new(0)),
+            data_changed,
             groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
             txns: crate::txn::TxnDriver::new(crate::txn::txn_config(&config)),
             request_bytes,
@@ -269,7 +276,6 @@ impl Broker {
                 e.to_string(),
             ));
         }
-        apply_process_wide(&next);
         let next = Arc::new(next);
         *self.config.write().unwrap_or_else(|p| p.into_inner()) = next.clone();
         let mut moved = 0usize;
@@ -400,10 +406,7 @@ impl Broker {
             topic,
             index,
             log,
-            self.settings.flush_policy,
-            self.flusher.clone(),
-            self.data_changed.clone(),
-            self.clock.clone(),
+            self.partition_shared.clone(),
         ))
     }
 
@@ -841,16 +844,6 @@ impl Broker {
 
 /// Files a partition of one segment holds open: `.log`, `.index`, `.timeindex`.
 const FDS_PER_PARTITION: u64 = 3;
-
-/// Settings held outside the broker (process-wide statics), re-applied on every change.
-fn apply_process_wide(config: &Config) {
-    if let Some(max) = config
-        .get("message.max.decompressed.bytes")
-        .and_then(|v| v.parse().ok())
-    {
-        klamm_protocol::rewrite::set_max_decompressed_bytes(max);
-    }
-}
 
 /// One retention pass at the broker clock's now (the task runs it every interval).
 pub fn apply_retention(broker: &Broker) {

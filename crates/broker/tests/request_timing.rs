@@ -52,7 +52,6 @@ async fn a_slow_append_shows_in_the_request_histogram_and_the_slow_log() {
         ..LoadOptions::default()
     })
     .unwrap();
-    handlers::set_slow_request_ms(100);
     let (broker, _flush_queue) = Broker::open(config).unwrap();
     let topic = broker.create_topic("timed", 1, 1, &[]).unwrap();
     let partition = topic.partition(0).unwrap().clone();

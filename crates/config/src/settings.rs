@@ -142,6 +142,10 @@ pub struct BrokerSettings {
     pub queued_max_requests_per_connection: usize,
     pub log_format: LogFormat,
     pub shutdown_timeout_ms: u64,
+    /// `metrics.enabled`: request-path counters and histograms are recorded.
+    pub metrics_enabled: bool,
+    /// `request.slow.log.ms`: requests at least this slow are logged and counted.
+    pub request_slow_log_ms: u64,
 }
 
 /// A topic's effective configuration: override, else broker synonym, else default.
@@ -170,6 +174,9 @@ pub struct TopicSettings {
     pub file_delete_delay_ms: u64,
     pub flush_ms: u64,
     pub flush_messages: u64,
+    /// The broker's `message.max.decompressed.bytes` (dynamic): what one records section
+    /// may inflate to, in Produce checks and in the cleaner.
+    pub max_decompressed_bytes: usize,
 }
 
 /// Checks a topic-level value (CreateTopics, AlterConfigs) and returns its normalized form,
@@ -235,6 +242,8 @@ impl Config {
                 _ => LogFormat::Text,
             },
             shutdown_timeout_ms: self.typed("shutdown.timeout.ms"),
+            metrics_enabled: self.typed("metrics.enabled"),
+            request_slow_log_ms: self.typed("request.slow.log.ms"),
         }
     }
 
@@ -274,6 +283,7 @@ impl Config {
             file_delete_delay_ms: t.get("file.delete.delay.ms"),
             flush_ms: t.get("flush.ms"),
             flush_messages: t.get("flush.messages"),
+            max_decompressed_bytes: self.typed("message.max.decompressed.bytes"),
         }
     }
 

@@ -780,3 +780,19 @@ fn bound_ports_replace_port_zero_in_listeners_and_advertised() {
         ["PLAINTEXT://127.0.0.1:40001", "OTHER://example.com:9999"]
     );
 }
+
+#[test]
+fn the_decompression_limit_reaches_every_topic_and_follows_a_dynamic_change() {
+    use crate::DynamicScope::ClusterDefault;
+    let base = load(&sets(&["message.max.decompressed.bytes=4194304"]));
+    let none = BTreeMap::new();
+    assert_eq!(base.topic_settings(&none).max_decompressed_bytes, 4 << 20);
+    let changed = BTreeMap::from([(
+        "message.max.decompressed.bytes".to_string(),
+        "2097152".to_string(),
+    )]);
+    let config = base.with_dynamic(ClusterDefault, &changed).unwrap();
+    // A different TopicSettings is what makes the broker re-apply it to live topics.
+    assert_eq!(config.topic_settings(&none).max_decompressed_bytes, 2 << 20);
+    assert_ne!(config.topic_settings(&none), base.topic_settings(&none));
+}

@@ -74,6 +74,8 @@ pub struct CleanerConfig {
     pub dedupe_buffer_bytes: u64,
     /// `segment.bytes`: the most a group of cleaned segments may hold.
     pub segment_bytes: u64,
+    /// `message.max.decompressed.bytes`: what one records section may inflate to.
+    pub max_decompressed_bytes: usize,
 }
 
 /// Key digest → latest offset, in a fixed table of `capacity` slots (open addressing,
@@ -574,7 +576,7 @@ pub fn clean(
     let mut stats = CleanStats::default();
     let max_keys = (plan.first_uncleanable - plan.first_dirty).max(0) as u64;
     let mut map = OffsetMap::new(config.dedupe_buffer_bytes, max_keys);
-    let cleaned_up_to = build_offset_map(plan, &mut map, throttle)?;
+    let cleaned_up_to = build_offset_map(plan, &mut map, config.max_decompressed_bytes, throttle)?;
     stats.offset_map_entries = map.len() as u64;
     stats.offset_map_memory_bytes = map.memory_bytes();
     if cleaned_up_to <= plan.first_dirty && !plan.tombstones_due {
@@ -646,6 +648,7 @@ pub fn clean(
 fn build_offset_map(
     plan: &CleanPlan,
     map: &mut OffsetMap,
+    max_decompressed_bytes: usize,
     throttle: &mut dyn FnMut(u64),
 ) -> io::Result<i64> {
     for seg in &plan.segments {
@@ -671,7 +674,8 @@ fn build_offset_map(
             }
             let bytes = &seg.bytes[pos..pos + header.total_bytes()];
             throttle(bytes.len() as u64);
-            let section = rewrite::records_section(&header, bytes).map_err(invalid)?;
+            let section = rewrite::records_section(&header, bytes, max_decompressed_bytes)
+                .map_err(invalid)?;
             for r in rewrite::raw_records(&section, header.records_count).map_err(invalid)? {
                 if let Some(key) = r.key {
                     map.put(key_digest(key), header.base_offset + r.offset_delta as i64);
@@ -750,7 +754,8 @@ fn filter_marker(
         None => {
             let horizon = now_ms.saturating_add(config.delete_retention_ms);
             stats.note_horizon(horizon);
-            let section = rewrite::records_section(header, bytes).map_err(invalid)?;
+            let section = rewrite::records_section(header, bytes, config.max_decompressed_bytes)
+                .map_err(invalid)?;
             let records = rewrite::raw_records(&section, header.records_count).map_err(invalid)?;
             let how = Rebuild {
                 codec: header.compression_codec(),
@@ -774,7 +779,8 @@ fn filter_batch(
     now_ms: i64,
     stats: &mut CleanStats,
 ) -> io::Result<Option<Option<Vec<u8>>>> {
-    let section = rewrite::records_section(header, bytes).map_err(invalid)?;
+    let section =
+        rewrite::records_section(header, bytes, config.max_decompressed_bytes).map_err(invalid)?;
     let records = rewrite::raw_records(&section, header.records_count).map_err(invalid)?;
     let horizon = rewrite::delete_horizon_ms(header);
     let tombstones_expired = horizon.is_some_and(|h| now_ms >= h);

@@ -29,6 +29,7 @@ fn cleaner_config() -> CleanerConfig {
         min_cleanable_dirty_ratio: 0.0,
         dedupe_buffer_bytes: 1 << 20,
         segment_bytes: 2048,
+        max_decompressed_bytes: 128 << 20,
     }
 }
 

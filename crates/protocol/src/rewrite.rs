@@ -12,7 +12,6 @@
 use crate::batch::{compute_crc, BatchError, BatchHeader, BATCH_HEADER_BYTES};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::compression::{self as cmpr, Compressor, Decompressor};
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 /// Attribute bit 6: the base timestamp holds the delete horizon (KIP-534): tombstones and
 /// transaction markers in this batch may be removed once the clock passes it.
@@ -123,42 +122,26 @@ pub fn raw_records(section: &[u8], records_count: i32) -> Result<Vec<RawRecord<'
 pub fn records_section<'a>(
     header: &BatchHeader,
     batch: &'a [u8],
+    max_decompressed_bytes: usize,
 ) -> Result<std::borrow::Cow<'a, [u8]>, BatchError> {
     let body = batch
         .get(BATCH_HEADER_BYTES..header.total_bytes())
         .ok_or_else(|| BatchError::Corrupt("batch shorter than its header says".into()))?;
     match header.compression_codec() {
         0 => Ok(std::borrow::Cow::Borrowed(body)),
-        codec => Ok(std::borrow::Cow::Owned(decompress(codec, body)?.to_vec())),
+        codec => Ok(std::borrow::Cow::Owned(
+            decompress(codec, body, max_decompressed_bytes)?.to_vec(),
+        )),
     }
 }
 
-/// Default for `message.max.decompressed.bytes`.
-pub const DEFAULT_MAX_DECOMPRESSED_BYTES: usize = 128 << 20;
-
-/// The most bytes one records section may decompress to (`message.max.decompressed.bytes`):
-/// a compression bomb (a small batch that inflates to gigabytes) is refused before it can
-/// take the broker's memory. Set once at start-up.
-static MAX_DECOMPRESSED_BYTES: AtomicUsize = AtomicUsize::new(DEFAULT_MAX_DECOMPRESSED_BYTES);
-
-pub fn set_max_decompressed_bytes(max_bytes: usize) {
-    MAX_DECOMPRESSED_BYTES.store(max_bytes, Ordering::Relaxed);
-}
-
-pub fn max_decompressed_bytes() -> usize {
-    MAX_DECOMPRESSED_BYTES.load(Ordering::Relaxed)
-}
-
 /// Decompresses a records section stored with `codec` (0 none, 1 gzip, 2 snappy, 3 lz4,
-/// 4 zstd), refusing (`TooLarge`) to produce more than [`max_decompressed_bytes`]: gzip,
-/// lz4 and zstd are streamed and cut off at the limit; snappy declares each block's size,
-/// which is checked before anything is inflated.
-pub fn decompress(codec: i16, body: &[u8]) -> Result<Bytes, BatchError> {
-    decompress_limited(codec, body, max_decompressed_bytes())
-}
-
-/// [`decompress`] with an explicit limit.
-pub fn decompress_limited(codec: i16, body: &[u8], limit: usize) -> Result<Bytes, BatchError> {
+/// 4 zstd), refusing (`TooLarge`) to produce more than `limit` bytes
+/// (`message.max.decompressed.bytes`: a compression bomb, a small batch that inflates to
+/// gigabytes, is refused before it can take the broker's memory): gzip, lz4 and zstd are
+/// streamed and cut off at the limit; snappy declares each block's size, which is checked
+/// before anything is inflated.
+pub fn decompress(codec: i16, body: &[u8], limit: usize) -> Result<Bytes, BatchError> {
     let corrupt =
         |e: std::io::Error| BatchError::Corrupt(format!("cannot decompress records: {e}"));
     match codec {
@@ -315,9 +298,10 @@ pub fn rebuild_batch(
 pub fn visit_records(
     header: &BatchHeader,
     batch: &[u8],
+    max_decompressed_bytes: usize,
     mut visit: impl FnMut(usize, &RawRecord<'_>, i64),
 ) -> Result<(), BatchError> {
-    let section = records_section(header, batch)?;
+    let section = records_section(header, batch, max_decompressed_bytes)?;
     for (i, r) in raw_records(&section, header.records_count)?
         .iter()
         .enumerate()
@@ -384,7 +368,7 @@ mod tests {
             let original = batch(compression);
             let header = check_batch(&original).unwrap();
             assert_eq!(header.compression_codec(), codec);
-            let section = records_section(&header, &original).unwrap();
+            let section = records_section(&header, &original, 1 << 20).unwrap();
             let records = raw_records(&section, header.records_count).unwrap();
             assert_eq!(records.len(), 4);
             assert_eq!(records[3].key, Some(&b"k1"[..]));
@@ -451,14 +435,14 @@ mod tests {
                 "codec {codec}: {} bytes",
                 small.len()
             );
-            match decompress_limited(codec, &small, 1 << 20) {
+            match decompress(codec, &small, 1 << 20) {
                 Err(BatchError::TooLarge { max_bytes, .. }) => assert_eq!(max_bytes, 1 << 20),
                 other => panic!(
                     "codec {codec}: expected TooLarge, got {:?}",
                     other.map(|b| b.len())
                 ),
             }
-            let whole = decompress_limited(codec, &small, 8 << 20).unwrap();
+            let whole = decompress(codec, &small, 8 << 20).unwrap();
             assert_eq!(
                 whole.len(),
                 8 << 20,

@@ -28,7 +28,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
     let repeats = repeated_partitions(&request);
     let (response, done) = build(broker, &request, repeats.as_ref());
     if done {
-        record(&response, started.elapsed(), Duration::ZERO);
+        record(broker, &response, started.elapsed(), Duration::ZERO);
         return Reply::Now(ResponseKind::Fetch(response));
     }
     let broker = broker.clone();
@@ -46,7 +46,12 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
             waited += wait_started.elapsed();
             let (response, done) = build(&broker, &request, repeats.as_ref());
             if done || timed_out {
-                record(&response, started.elapsed().saturating_sub(waited), waited);
+                record(
+                    &broker,
+                    &response,
+                    started.elapsed().saturating_sub(waited),
+                    waited,
+                );
                 return ResponseKind::Fetch(response);
             }
         }
@@ -54,9 +59,9 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
 }
 
 /// Fetch metrics: processing time and long-poll wait apart, bytes and records per topic.
-fn record(response: &FetchResponse, processing: Duration, waited: Duration) {
-    crate::handlers::note_slow("Fetch", processing);
-    if !crate::metrics::enabled() {
+fn record(broker: &Broker, response: &FetchResponse, processing: Duration, waited: Duration) {
+    crate::handlers::note_slow(broker, "Fetch", processing);
+    if !broker.settings.metrics_enabled {
         return;
     }
     let m = crate::metrics::metrics();

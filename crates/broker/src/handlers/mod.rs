@@ -142,14 +142,14 @@ pub fn dispatch(
             "ignoring trailing bytes"
         );
     }
-    if crate::metrics::enabled() {
+    if broker.settings.metrics_enabled {
         crate::metrics::metrics()
             .requests
             .with_label_values(&[api_name(api)])
             .inc();
     }
     let reply = route(broker, &header, request, info)?;
-    Ok(finish(reply, peek, api, started))
+    Ok(finish(broker, reply, peek, api, started))
 }
 
 /// Kafka's name of an API, as used in metric labels (`Produce`, `Fetch`, …).
@@ -168,19 +168,11 @@ pub fn api_name(api: ApiKey) -> &'static str {
         .unwrap_or("Unknown")
 }
 
-/// Slow-request threshold (`request.slow.log.ms`), read once.
-static SLOW_REQUEST_MS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
-
-pub fn set_slow_request_ms(ms: u64) {
-    SLOW_REQUEST_MS.store(ms, std::sync::atomic::Ordering::Relaxed);
-}
-
 /// Logs (and counts) a request slower than `request.slow.log.ms`.
-pub fn note_slow(api: &'static str, took: std::time::Duration) {
-    let limit = SLOW_REQUEST_MS.load(std::sync::atomic::Ordering::Relaxed);
-    if took.as_millis() as u64 >= limit {
+pub fn note_slow(broker: &Broker, api: &'static str, took: std::time::Duration) {
+    if took.as_millis() as u64 >= broker.settings.request_slow_log_ms {
         tracing::warn!(api, took_ms = took.as_millis() as u64, "slow request");
-        if crate::metrics::enabled() {
+        if broker.settings.metrics_enabled {
             crate::metrics::metrics()
                 .slow_requests
                 .with_label_values(&[api])
@@ -249,13 +241,13 @@ fn error_codes(body: &ResponseKind) -> Vec<i16> {
     }
 }
 
-fn observe(api: ApiKey, body: &ResponseKind, started: Instant) {
+fn observe(broker: &Broker, api: ApiKey, body: &ResponseKind, started: Instant) {
     let name = api_name(api);
     if api != ApiKey::Fetch {
         // Fetch records its own time, without the long-poll wait.
-        note_slow(name, started.elapsed());
+        note_slow(broker, name, started.elapsed());
     }
-    if !crate::metrics::enabled() {
+    if !broker.settings.metrics_enabled {
         return;
     }
     let m = crate::metrics::metrics();
@@ -332,17 +324,26 @@ fn ready(outcome: Outcome) -> Pending {
     Box::pin(std::future::ready(outcome))
 }
 
-fn finish(reply: Reply, peek: HeaderPeek, api: ApiKey, started: Instant) -> Pending {
+fn finish(
+    broker: &Arc<Broker>,
+    reply: Reply,
+    peek: HeaderPeek,
+    api: ApiKey,
+    started: Instant,
+) -> Pending {
     let (id, version) = (peek.correlation_id, peek.api_version);
     match reply {
         Reply::Now(body) => {
-            observe(api, &body, started);
+            observe(broker, api, &body, started);
             ready(encode(id, api, version, &body))
         }
-        Reply::Later(fut) => Box::pin(async move {
-            let body = fut.await;
-            observe(api, &body, started);
-            encode(id, api, version, &body)
+        Reply::Later(fut) => Box::pin({
+            let broker = broker.clone();
+            async move {
+                let body = fut.await;
+                observe(&broker, api, &body, started);
+                encode(id, api, version, &body)
+            }
         }),
         Reply::Silent => ready(Outcome::Silent),
     }

@@ -133,7 +133,12 @@ fn append_one(
     ) {
         return (refused, None);
     }
-    let (records, batches) = match recompress(&topic.settings.compression_type, records, batches) {
+    let (records, batches) = match recompress(
+        &topic.settings.compression_type,
+        topic.settings.max_decompressed_bytes,
+        records,
+        batches,
+    ) {
         Ok(r) => r,
         Err(e) => return (error(index, e.kafka_error(), Some(e.to_string())), None),
     };
@@ -157,7 +162,7 @@ fn append_one(
     };
     match partition.append(&records, &batches, broker.now_ms(), log_append_time) {
         Ok(info) => {
-            if crate::metrics::enabled() && !info.duplicate {
+            if broker.settings.metrics_enabled && !info.duplicate {
                 let m = crate::metrics::metrics();
                 let count: i64 = batches.iter().map(|(h, _)| h.records_count as i64).sum();
                 m.produce_bytes
@@ -220,17 +225,22 @@ fn check_records(
     let mut first = 0i32;
     for (header, range) in batches {
         {
-            let visited = rewrite::visit_records(header, &records[range.clone()], |i, r, ts| {
-                let at = first + i as i32;
-                if i64::from(r.offset_delta) != i as i64 {
-                    errors.push((at, format!("Inner record offset delta {} should be {i} in topic partition {}-{index}.", r.offset_delta, topic.name)));
-                } else if s.cleanup_policy_compact && r.key.is_none() {
-                    errors.push((at, format!("Compacted topic cannot accept message without key in topic partition {}-{index}.", topic.name)));
-                } else if check_time && !(earliest..=latest).contains(&ts) {
-                    kind = ResponseError::InvalidTimestamp;
-                    errors.push((at, format!("Timestamp {ts} of message with offset {i} is out of range. The timestamp should be within [{earliest}, {latest}]")));
-                }
-            });
+            let visited = rewrite::visit_records(
+                header,
+                &records[range.clone()],
+                s.max_decompressed_bytes,
+                |i, r, ts| {
+                    let at = first + i as i32;
+                    if i64::from(r.offset_delta) != i as i64 {
+                        errors.push((at, format!("Inner record offset delta {} should be {i} in topic partition {}-{index}.", r.offset_delta, topic.name)));
+                    } else if s.cleanup_policy_compact && r.key.is_none() {
+                        errors.push((at, format!("Compacted topic cannot accept message without key in topic partition {}-{index}.", topic.name)));
+                    } else if check_time && !(earliest..=latest).contains(&ts) {
+                        kind = ResponseError::InvalidTimestamp;
+                        errors.push((at, format!("Timestamp {ts} of message with offset {i} is out of range. The timestamp should be within [{earliest}, {latest}]")));
+                    }
+                },
+            );
             if let Err(e) = visited {
                 // TooLarge (a compression bomb) → MESSAGE_TOO_LARGE; garbage → CORRUPT_MESSAGE.
                 return Some(error(index, e.kafka_error(), Some(e.to_string())));
@@ -275,6 +285,7 @@ type Batches = Vec<(batch::BatchHeader, std::ops::Range<usize>)>;
 /// batch with it, whatever the producer used (`producer` keeps the producer's bytes).
 fn recompress(
     compression_type: &str,
+    max_decompressed_bytes: usize,
     records: Bytes,
     batches: Batches,
 ) -> Result<(Bytes, Batches), batch::BatchError> {
@@ -293,7 +304,7 @@ fn recompress(
     let mut rebuilt = Vec::with_capacity(batches.len());
     for (header, range) in &batches {
         let bytes = &records[range.clone()];
-        let section = rewrite::records_section(header, bytes)?;
+        let section = rewrite::records_section(header, bytes, max_decompressed_bytes)?;
         let all = rewrite::raw_records(&section, header.records_count)?;
         let how = rewrite::Rebuild {
             codec,
