@@ -8,14 +8,6 @@ use crate::state::{Broker, Topic};
 use klamm_log::cleaner::{self, CleanerConfig};
 use std::time::{Duration, Instant};
 
-fn broker_value<T: std::str::FromStr>(broker: &Broker, key: &str, default: T) -> T {
-    broker
-        .config()
-        .get(key)
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
 /// Sleeps so that bytes read plus written stay under `log.cleaner.io.max.bytes.per.second`.
 struct Throttle {
     bytes_per_second: f64,
@@ -51,7 +43,7 @@ pub fn cleaner_config(broker: &Broker, topic: &Topic) -> CleanerConfig {
         min_compaction_lag_ms: clamp(s.min_compaction_lag_ms),
         max_compaction_lag_ms: clamp(s.max_compaction_lag_ms),
         min_cleanable_dirty_ratio: s.min_cleanable_dirty_ratio,
-        dedupe_buffer_bytes: broker_value(broker, "log.cleaner.dedupe.buffer.size", 128 << 20),
+        dedupe_buffer_bytes: broker.config().cleaner().dedupe_buffer_bytes,
         segment_bytes: s.segment_bytes,
         max_decompressed_bytes: s.max_decompressed_bytes,
     }
@@ -60,7 +52,7 @@ pub fn cleaner_config(broker: &Broker, topic: &Topic) -> CleanerConfig {
 /// One round over the compacted partitions; stops between partitions once `stop` is set.
 pub fn clean_all(broker: &Broker, stop: &Stop) {
     let mut throttle = Throttle {
-        bytes_per_second: broker_value(broker, "log.cleaner.io.max.bytes.per.second", f64::MAX),
+        bytes_per_second: broker.config().cleaner().io_max_bytes_per_second,
         started: Instant::now(),
         bytes: 0,
     };

@@ -42,42 +42,18 @@ pub enum Pending<T> {
 pub type Durable = Option<(Arc<Partition>, i64)>;
 
 pub fn group_config(config: &Config) -> GroupConfig {
-    let int = |key: &str, default: i64| {
-        config
-            .get(key)
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(default)
-    };
-    let d = GroupConfig::default();
+    let g = config.groups();
     GroupConfig {
-        min_session_timeout_ms: int(
-            "group.min.session.timeout.ms",
-            d.min_session_timeout_ms as i64,
-        ) as i32,
-        max_session_timeout_ms: int(
-            "group.max.session.timeout.ms",
-            d.max_session_timeout_ms as i64,
-        ) as i32,
-        initial_rebalance_delay_ms: int(
-            "group.initial.rebalance.delay.ms",
-            d.initial_rebalance_delay_ms,
-        ),
-        max_group_size: int("group.max.size", d.max_group_size as i64) as usize,
-        max_groups: int("group.max.count", d.max_groups as i64) as usize,
-        offsets_retention_ms: int("offsets.retention.minutes", 10080).saturating_mul(60_000),
-        offsets_retention_check_interval_ms: int(
-            "offsets.retention.check.interval.ms",
-            d.offsets_retention_check_interval_ms,
-        ),
-        offset_metadata_max_bytes: int(
-            "offset.metadata.max.bytes",
-            d.offset_metadata_max_bytes as i64,
-        ) as usize,
-        metadata_max_bytes: int("group.metadata.max.bytes", d.metadata_max_bytes as i64) as usize,
-        member_metadata_max_bytes: int(
-            "group.member.metadata.max.bytes",
-            d.member_metadata_max_bytes as i64,
-        ) as usize,
+        min_session_timeout_ms: g.min_session_timeout_ms,
+        max_session_timeout_ms: g.max_session_timeout_ms,
+        initial_rebalance_delay_ms: g.initial_rebalance_delay_ms,
+        max_group_size: g.max_size,
+        max_groups: g.max_count,
+        offsets_retention_ms: g.offsets_retention_ms,
+        offsets_retention_check_interval_ms: g.offsets_retention_check_interval_ms,
+        offset_metadata_max_bytes: g.offset_metadata_max_bytes,
+        metadata_max_bytes: g.metadata_max_bytes,
+        member_metadata_max_bytes: g.member_metadata_max_bytes,
     }
 }
 
@@ -221,20 +197,12 @@ pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
     if let Some(t) = broker.topic(OFFSETS_TOPIC) {
         return Ok(t);
     }
-    let partitions = broker
-        .config()
-        .get("offsets.topic.num.partitions")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(50);
-    let config = broker.config();
-    let segment_bytes = config
-        .get("offsets.topic.segment.bytes")
-        .unwrap_or("104857600");
+    let g = broker.config().groups();
     let configs = vec![
         ("cleanup.policy".to_string(), Some("compact".to_string())),
-        crate::internal::segment_config(segment_bytes),
+        crate::internal::segment_config(g.offsets_topic_segment_bytes),
     ];
-    match broker.create_topic(OFFSETS_TOPIC, partitions, 1, &configs) {
+    match broker.create_topic(OFFSETS_TOPIC, g.offsets_topic_num_partitions, 1, &configs) {
         Ok(t) => Ok(t),
         Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
             broker.topic(OFFSETS_TOPIC).ok_or(e)

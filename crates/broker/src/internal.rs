@@ -94,10 +94,8 @@ pub fn check_configs(name: &str, overrides: &BTreeMap<String, String>) -> Result
 /// (`offsets.topic.segment.bytes`, `transaction.state.log.segment.bytes`). Those keys keep
 /// Kafka's floor of 1 byte, so a value below `segment.bytes`'s 1 MiB minimum (tests
 /// compacting tiny segments) is stored under the internal test key instead.
-pub fn segment_config(bytes: &str) -> (String, Option<String>) {
-    let below_floor = bytes
-        .parse::<i64>()
-        .is_ok_and(|b| b < klamm_config::SEGMENT_BYTES_MIN);
+pub fn segment_config(bytes: u64) -> (String, Option<String>) {
+    let below_floor = i64::try_from(bytes).is_ok_and(|b| b < klamm_config::SEGMENT_BYTES_MIN);
     let key = if below_floor {
         "internal.segment.bytes"
     } else {

@@ -33,7 +33,7 @@ fn gauge(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntGaugeVec {
 
 fn scrape_gauges(broker: &Broker) -> Vec<prometheus::proto::MetricFamily> {
     let r = Registry::new();
-    let per_partition = broker.config().get("metrics.partition.labels") != Some("false");
+    let per_partition = broker.config().broker().metrics_partition_labels;
     let plabels: &[&str] = if per_partition {
         &["topic", "partition"]
     } else {

@@ -199,11 +199,7 @@ async fn run_txn_ticker(broker: Arc<Broker>, mut stop: Stop) {
 
 /// Forgets idempotent producers silent for `producer.id.expiration.ms`, as Kafka does.
 async fn run_producer_expiry(broker: Arc<Broker>, mut stop: Stop) {
-    let expiration_ms = broker
-        .config()
-        .get("producer.id.expiration.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(86_400_000i64);
+    let expiration_ms = broker.settings.producer_id_expiration_ms;
     let mut tick = interval(Duration::from_millis(PRODUCER_EXPIRY_CHECK_MS));
     while next_tick(&mut tick, &mut stop).await {
         let now = broker.now_ms();
@@ -217,12 +213,7 @@ async fn run_producer_expiry(broker: Arc<Broker>, mut stop: Stop) {
 /// each partition drops the sealed segments past `retention.ms` or beyond `retention.bytes`,
 /// on a blocking thread; each partition is locked only for its own deletion.
 async fn run_retention(broker: Arc<Broker>, mut stop: Stop) {
-    let interval_ms = broker
-        .config()
-        .get("log.retention.check.interval.ms")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(300_000u64)
-        .max(1);
+    let interval_ms = broker.settings.log_retention_check_interval_ms.max(1);
     // The first check comes one interval after start (Kafka waits too), not at start-up.
     let period = Duration::from_millis(interval_ms);
     let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
@@ -236,16 +227,13 @@ async fn run_retention(broker: Arc<Broker>, mut stop: Stop) {
 /// The log cleaner: every `log.cleaner.backoff.ms` one round over the compacted partitions
 /// (`cleaner.rs`), which stops between partitions once the stop signal is sent.
 async fn run_cleaner(broker: Arc<Broker>, mut stop: Stop) {
-    if broker.config().get("log.cleaner.enable") == Some("false") {
+    if !broker.config().cleaner().enable {
         tracing::info!("log cleaner disabled (log.cleaner.enable=false)");
         return stop.wait().await;
     }
     loop {
-        let backoff_ms: u64 = broker
-            .config()
-            .get("log.cleaner.backoff.ms")
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(15_000);
+        // Dynamic: read from the config in force for every round.
+        let backoff_ms = broker.config().cleaner().backoff_ms;
         tokio::select! {
             _ = stop.wait() => return,
             _ = tokio::time::sleep(Duration::from_millis(backoff_ms.max(1))) => {}

@@ -28,25 +28,12 @@ pub struct TxnDriver {
 }
 
 pub fn txn_config(broker_config: &klamm_config::Config) -> TxnConfig {
-    let int = |key: &str, default: i64| {
-        broker_config
-            .get(key)
-            .and_then(|v| v.parse::<i64>().ok())
-            .unwrap_or(default)
-    };
-    let d = TxnConfig::default();
+    let t = broker_config.txns();
     TxnConfig {
-        max_timeout_ms: int("transaction.max.timeout.ms", d.max_timeout_ms as i64)
-            .clamp(1, i32::MAX as i64) as i32,
-        id_expiration_ms: int("transactional.id.expiration.ms", d.id_expiration_ms),
-        abort_check_interval_ms: int(
-            "transaction.abort.timed.out.transaction.cleanup.interval.ms",
-            d.abort_check_interval_ms,
-        ),
-        expiry_check_interval_ms: int(
-            "transaction.remove.expired.transaction.cleanup.interval.ms",
-            d.expiry_check_interval_ms,
-        ),
+        max_timeout_ms: t.max_timeout_ms,
+        id_expiration_ms: t.id_expiration_ms,
+        abort_check_interval_ms: t.abort_check_interval_ms,
+        expiry_check_interval_ms: t.expiry_check_interval_ms,
     }
 }
 
@@ -55,15 +42,12 @@ pub fn transaction_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
     if let Some(t) = broker.topic(TXN_TOPIC) {
         return Ok(t);
     }
-    let get = |key: &str, default: &str| broker.config().get(key).unwrap_or(default).to_string();
-    let partitions = get("transaction.state.log.num.partitions", "50")
-        .parse()
-        .unwrap_or(50);
+    let t = broker.config().txns();
     let configs = vec![
         ("cleanup.policy".to_string(), Some("compact".to_string())),
-        crate::internal::segment_config(&get("transaction.state.log.segment.bytes", "104857600")),
+        crate::internal::segment_config(t.state_log_segment_bytes),
     ];
-    match broker.create_topic(TXN_TOPIC, partitions, 1, &configs) {
+    match broker.create_topic(TXN_TOPIC, t.state_log_num_partitions, 1, &configs) {
         Ok(t) => Ok(t),
         Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
             broker.topic(TXN_TOPIC).ok_or(e)

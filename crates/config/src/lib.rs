@@ -30,8 +30,8 @@ pub use registry::{
     SEGMENT_BYTES_MIN, TOPIC_CONFIGS,
 };
 pub use settings::{
-    validate_topic_config, BrokerSettings, FlushPolicy, Listener, LogFormat, TimestampType,
-    TopicSettings, FLUSH_INTERVAL_MS_WHEN_UNSET,
+    validate_topic_config, BrokerSettings, CleanerSettings, FlushPolicy, GroupSettings, Listener,
+    LogFormat, TimestampType, TopicSettings, TxnSettings, FLUSH_INTERVAL_MS_WHEN_UNSET,
 };
 
 /// Where a value came from; errors name it so the operator knows what to fix.

@@ -146,6 +146,10 @@ pub struct BrokerSettings {
     pub metrics_enabled: bool,
     /// `request.slow.log.ms`: requests at least this slow are logged and counted.
     pub request_slow_log_ms: u64,
+    pub producer_id_expiration_ms: i64,
+    pub log_retention_check_interval_ms: u64,
+    /// `metrics.partition.labels`: per-partition series (else per topic).
+    pub metrics_partition_labels: bool,
 }
 
 /// A topic's effective configuration: override, else broker synonym, else default.
@@ -177,6 +181,45 @@ pub struct TopicSettings {
     /// The broker's `message.max.decompressed.bytes` (dynamic): what one records section
     /// may inflate to, in Produce checks and in the cleaner.
     pub max_decompressed_bytes: usize,
+}
+
+/// The consumer-group coordinator's keys (`group.*`, `offsets.*`), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GroupSettings {
+    pub min_session_timeout_ms: i32,
+    pub max_session_timeout_ms: i32,
+    pub initial_rebalance_delay_ms: i64,
+    pub max_size: usize,
+    pub max_count: usize,
+    pub member_metadata_max_bytes: usize,
+    pub metadata_max_bytes: usize,
+    pub offsets_retention_ms: i64,
+    pub offsets_retention_check_interval_ms: i64,
+    pub offset_metadata_max_bytes: usize,
+    pub offsets_topic_num_partitions: i32,
+    pub offsets_topic_segment_bytes: u64,
+}
+
+/// The transaction coordinator's keys (`transaction.*`, `transactional.*`), typed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TxnSettings {
+    pub max_timeout_ms: i32,
+    pub id_expiration_ms: i64,
+    pub abort_check_interval_ms: i64,
+    pub expiry_check_interval_ms: i64,
+    pub state_log_num_partitions: i32,
+    pub state_log_segment_bytes: u64,
+}
+
+/// The log cleaner's broker keys (`log.cleaner.*`; the per-topic ones are in
+/// [`TopicSettings`]), typed. `backoff_ms`, `dedupe_buffer_bytes` and
+/// `io_max_bytes_per_second` are dynamic: read them from the config in force.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CleanerSettings {
+    pub enable: bool,
+    pub backoff_ms: u64,
+    pub dedupe_buffer_bytes: u64,
+    pub io_max_bytes_per_second: f64,
 }
 
 /// Checks a topic-level value (CreateTopics, AlterConfigs) and returns its normalized form,
@@ -244,6 +287,9 @@ impl Config {
             shutdown_timeout_ms: self.typed("shutdown.timeout.ms"),
             metrics_enabled: self.typed("metrics.enabled"),
             request_slow_log_ms: self.typed("request.slow.log.ms"),
+            producer_id_expiration_ms: self.typed("producer.id.expiration.ms"),
+            log_retention_check_interval_ms: self.typed("log.retention.check.interval.ms"),
+            metrics_partition_labels: self.typed("metrics.partition.labels"),
         }
     }
 
@@ -284,6 +330,47 @@ impl Config {
             flush_ms: t.get("flush.ms"),
             flush_messages: t.get("flush.messages"),
             max_decompressed_bytes: self.typed("message.max.decompressed.bytes"),
+        }
+    }
+
+    pub fn groups(&self) -> GroupSettings {
+        GroupSettings {
+            min_session_timeout_ms: self.typed("group.min.session.timeout.ms"),
+            max_session_timeout_ms: self.typed("group.max.session.timeout.ms"),
+            initial_rebalance_delay_ms: self.typed("group.initial.rebalance.delay.ms"),
+            max_size: self.typed("group.max.size"),
+            max_count: self.typed("group.max.count"),
+            member_metadata_max_bytes: self.typed("group.member.metadata.max.bytes"),
+            metadata_max_bytes: self.typed("group.metadata.max.bytes"),
+            offsets_retention_ms: self
+                .typed::<i64>("offsets.retention.minutes")
+                .saturating_mul(60_000),
+            offsets_retention_check_interval_ms: self.typed("offsets.retention.check.interval.ms"),
+            offset_metadata_max_bytes: self.typed("offset.metadata.max.bytes"),
+            offsets_topic_num_partitions: self.typed("offsets.topic.num.partitions"),
+            offsets_topic_segment_bytes: self.typed("offsets.topic.segment.bytes"),
+        }
+    }
+
+    pub fn txns(&self) -> TxnSettings {
+        TxnSettings {
+            max_timeout_ms: self.typed("transaction.max.timeout.ms"),
+            id_expiration_ms: self.typed("transactional.id.expiration.ms"),
+            abort_check_interval_ms: self
+                .typed("transaction.abort.timed.out.transaction.cleanup.interval.ms"),
+            expiry_check_interval_ms: self
+                .typed("transaction.remove.expired.transaction.cleanup.interval.ms"),
+            state_log_num_partitions: self.typed("transaction.state.log.num.partitions"),
+            state_log_segment_bytes: self.typed("transaction.state.log.segment.bytes"),
+        }
+    }
+
+    pub fn cleaner(&self) -> CleanerSettings {
+        CleanerSettings {
+            enable: self.typed("log.cleaner.enable"),
+            backoff_ms: self.typed("log.cleaner.backoff.ms"),
+            dedupe_buffer_bytes: self.typed("log.cleaner.dedupe.buffer.size"),
+            io_max_bytes_per_second: self.typed("log.cleaner.io.max.bytes.per.second"),
         }
     }
 
