@@ -1,7 +1,8 @@
 //! Property-based fuzzing (stable toolchain: proptest, since cargo-fuzz needs nightly) of
-//! everything that reads bytes from the network before a handler sees typed data: the
-//! size prefix, the header peek, every request decoder the broker routes to (every
-//! `(api, version)` in the served table), and record-batch validation and parsing.
+//! everything that reads bytes from the network: the size prefix, the header peek, the
+//! broker's own `handlers::decode` and `handlers::dispatch` for every `(api, version)` in
+//! the registry (the handlers run against a real in-process broker), and record-batch
+//! validation and parsing.
 //!
 //! Inputs are (a) real client frames captured by `scripts/capture-corpus` into
 //! `tests/corpus/`, mutated (bit flips, byte overwrites, truncation, insertion, 4-byte
@@ -17,13 +18,14 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind};
-use kafka_protocol::protocol::decode_request_header_from_buffer;
+use klamm_broker::handlers::{self, registry, ConnectionInfo, Decoded};
+use klamm_broker::state::Broker;
+use klamm_config::{Config, LoadOptions};
 use klamm_protocol::batch::{self, ProduceLimits};
 use klamm_protocol::frame;
-use klamm_protocol::versions::{self, SUPPORTED_APIS};
 use proptest::prelude::*;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 #[global_allocator]
 static ALLOCATOR: klamm_broker::alloc::GuardedAlloc = klamm_broker::alloc::GuardedAlloc;
@@ -42,24 +44,62 @@ fn corpus() -> &'static [Vec<u8>] {
     })
 }
 
-/// What the broker does with a frame before a handler runs, plus the batch checks on any
-/// Produce payload it decodes. Returns whether the request decoded.
+/// An in-process broker on a temporary data dir, with small limits so that hostile
+/// CreateTopics and Produce requests stay cheap; one per test process.
+fn broker() -> &'static Arc<Broker> {
+    static BROKER: OnceLock<(tempfile::TempDir, Arc<Broker>)> = OnceLock::new();
+    &BROKER
+        .get_or_init(|| {
+            let dir = tempfile::tempdir().unwrap();
+            let flags = [
+                ("log.dirs", dir.path().display().to_string()),
+                ("log.flush.policy", "never".into()),
+                ("num.partitions", "1".into()),
+                ("max.partitions", "300".into()),
+                ("max.topics", "100".into()),
+                ("offsets.topic.num.partitions", "2".into()),
+                ("transaction.state.log.num.partitions", "2".into()),
+            ];
+            let (config, _) = Config::load(&LoadOptions {
+                flags: flags
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.clone()))
+                    .collect(),
+                ..LoadOptions::default()
+            })
+            .unwrap();
+            let (broker, _flush_queue) = Broker::open(config).unwrap();
+            (dir, broker)
+        })
+        .1
+}
+
+fn runtime() -> &'static tokio::runtime::Runtime {
+    static RUNTIME: OnceLock<tokio::runtime::Runtime> = OnceLock::new();
+    RUNTIME.get_or_init(|| {
+        tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap()
+    })
+}
+
+/// A frame through the broker's own front half (`handlers::decode`), the batch checks on
+/// any Produce payload it decodes, and then the whole of `handlers::dispatch` on a real
+/// in-process broker: decoding, routing and each handler's synchronous part, where the
+/// bytes meet the broker's state (the answer's future is dropped, as when a client
+/// disconnects). Returns whether the frame decoded.
 fn process(frame_bytes: &[u8]) -> bool {
-    let Some(peek) = frame::peek_header(frame_bytes) else {
+    let frame = Bytes::copy_from_slice(frame_bytes);
+    let Ok(decoded) = handlers::decode(frame.clone()) else {
         return false;
     };
-    let Some(api) = peek.api() else { return false };
-    if !versions::is_served(peek.api_key, peek.api_version) {
-        return false;
-    }
-    let mut buf = Bytes::copy_from_slice(frame_bytes);
-    if decode_request_header_from_buffer(&mut buf).is_err() {
-        return false;
-    }
-    let Ok(request) = RequestKind::decode(api, &mut buf, peek.api_version) else {
-        return false;
-    };
-    if let RequestKind::Produce(p) = request {
+    if let Decoded::Request {
+        peek,
+        request: RequestKind::Produce(p),
+        ..
+    } = &decoded
+    {
         for topic in &p.topic_data {
             for part in &topic.partition_data {
                 if let Some(records) = &part.records {
@@ -68,6 +108,12 @@ fn process(frame_bytes: &[u8]) -> bool {
             }
         }
     }
+    let _runtime = runtime().enter();
+    let info = ConnectionInfo {
+        peer: "127.0.0.1:1".parse().unwrap(),
+        listener: "PLAINTEXT".into(),
+    };
+    let _ = handlers::dispatch(broker(), frame, &info);
     true
 }
 
@@ -156,8 +202,9 @@ fn fix_crcs(records: &mut [u8]) {
 }
 
 fn served_pairs() -> Vec<(i16, i16)> {
-    SUPPORTED_APIS
+    registry::ROWS
         .iter()
+        .map(|r| r.support)
         .flat_map(|s| (s.served_min..=s.max).map(move |v| (s.api as i16, v)))
         .collect()
 }
@@ -243,4 +290,9 @@ fn every_corpus_frame_decodes_unmutated() {
         .map(|(i, _)| i)
         .collect();
     assert!(bad.is_empty(), "corpus frames that do not decode: {bad:?}");
+    // The handlers ran: the corpus's CreateTopics and Produce frames made topics.
+    assert!(
+        !broker().topics().is_empty(),
+        "dispatch did not reach the handlers"
+    );
 }

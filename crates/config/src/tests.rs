@@ -801,9 +801,15 @@ fn the_decompression_limit_reaches_every_topic_and_follows_a_dynamic_change() {
 fn coordinator_and_cleaner_settings_are_typed_from_the_registry() {
     let defaults = load(&LoadOptions::default());
     let (g, t, c) = (defaults.groups(), defaults.txns(), defaults.cleaner());
-    assert_eq!((g.min_session_timeout_ms, g.offsets_topic_num_partitions), (6000, 50));
+    assert_eq!(
+        (g.min_session_timeout_ms, g.offsets_topic_num_partitions),
+        (6000, 50)
+    );
     assert_eq!(g.offsets_retention_ms, 10080 * 60_000);
-    assert_eq!((t.max_timeout_ms, t.state_log_num_partitions), (900_000, 50));
+    assert_eq!(
+        (t.max_timeout_ms, t.state_log_num_partitions),
+        (900_000, 50)
+    );
     assert!(c.enable && c.io_max_bytes_per_second == f64::MAX);
     let set = load(&sets(&[
         "group.max.size=7",

@@ -3,7 +3,6 @@
 use super::ConnectionInfo;
 use super::Reply;
 use kafka_protocol::messages::{ApiVersionsRequest, ResponseKind};
-use klamm_protocol::versions;
 
 pub fn handle(request: ApiVersionsRequest, version: i16, info: &ConnectionInfo) -> Reply {
     if version >= 3 {
@@ -14,7 +13,7 @@ pub fn handle(request: ApiVersionsRequest, version: i16, info: &ConnectionInfo) 
             "client connected"
         );
     }
-    Reply::Now(ResponseKind::ApiVersions(versions::api_versions_response(
-        0,
-    )))
+    Reply::Now(ResponseKind::ApiVersions(
+        super::registry::api_versions_response(0),
+    ))
 }

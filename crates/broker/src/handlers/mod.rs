@@ -1,7 +1,7 @@
 //! Request dispatch: one file per Kafka API, routed from one table.
 //!
-//! [`dispatch`] peeks the header, checks `(api, version)` against
-//! [`klamm_protocol::versions`], decodes, and calls the API's `handle`. A handler does its
+//! [`dispatch`] peeks the header, checks `(api, version)` against the API's row in
+//! [`registry`], decodes, and calls the row's handler. A handler does its
 //! synchronous work (validation, appends) at once and returns a [`Reply`]; anything that
 //! must wait (an fsync, a long-poll) is a future, so the connection keeps request order
 //! without blocking its reader.
@@ -37,6 +37,7 @@ mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
 mod produce;
+pub mod registry;
 mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
@@ -47,7 +48,6 @@ use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::decode_request_header_from_buffer;
 use klamm_protocol::frame::{self, HeaderPeek};
-use klamm_protocol::versions;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -103,20 +103,72 @@ pub fn dispatch(
     // decoding and the handler's synchronous part (an append under the partition lock,
     // a topic creation) as well as any wait.
     let started = Instant::now();
+    let (peek, header, request) = match decode(frame)? {
+        Decoded::NewerApiVersions(peek) => {
+            // A newer client: answer in v0 with UNSUPPORTED_VERSION and our table, so it
+            // retries with a version we share.
+            let body = ResponseKind::ApiVersions(registry::api_versions_response(35));
+            return Ok(ready(encode(
+                peek.correlation_id,
+                ApiKey::ApiVersions,
+                0,
+                &body,
+            )));
+        }
+        Decoded::LegacyProduce(frame, peek) => return produce::legacy(frame, peek),
+        Decoded::Request {
+            peek,
+            header,
+            request,
+        } => (peek, header, request),
+    };
+    let row = registry::row(peek.api_key).expect("decode admits only served APIs");
+    let api = row.support.api;
+    if broker.settings.metrics_enabled {
+        crate::metrics::metrics()
+            .requests
+            .with_label_values(&[api_name(api)])
+            .inc();
+    }
+    let ctx = registry::Context {
+        broker,
+        header: &header,
+        version: peek.api_version,
+        info,
+    };
+    let reply = (row.handle)(&ctx, request)?;
+    Ok(finish(broker, reply, peek, api, started))
+}
+
+/// What a frame is, decided before any handler runs (and all the fuzzer may reach without
+/// a broker): the header is peeked, `(api, version)` checked against the API's row, and
+/// header and body decoded. Moved once from decoding to its handler, as [`Reply`] is.
+#[allow(clippy::large_enum_variant)]
+pub enum Decoded {
+    /// ApiVersions in a version newer than ours; its body is not decoded (its format is
+    /// unknown to us).
+    NewerApiVersions(HeaderPeek),
+    /// Produce v0–v2 (message formats 0 and 1), answered by [`produce::legacy`].
+    LegacyProduce(Bytes, HeaderPeek),
+    Request {
+        peek: HeaderPeek,
+        header: RequestHeader,
+        request: RequestKind,
+    },
+}
+
+pub fn decode(frame: Bytes) -> Result<Decoded, DispatchError> {
     let peek = frame::peek_header(&frame).ok_or_else(|| close("request header too short"))?;
     let api = peek
         .api()
         .ok_or_else(|| close(format!("unknown api key {}", peek.api_key)))?;
-    if api == ApiKey::ApiVersions && !versions::is_served(peek.api_key, peek.api_version) {
-        // A newer client: answer in v0 with UNSUPPORTED_VERSION and our table, so it retries
-        // with a version we share. The body is not decoded (its format is unknown to us).
-        let body = ResponseKind::ApiVersions(versions::api_versions_response(35));
-        return Ok(ready(encode(peek.correlation_id, api, 0, &body)));
+    if api == ApiKey::ApiVersions && !registry::is_served(peek.api_key, peek.api_version) {
+        return Ok(Decoded::NewerApiVersions(peek));
     }
     if api == ApiKey::Produce && (0..=2).contains(&peek.api_version) {
-        return produce::legacy(frame, peek);
+        return Ok(Decoded::LegacyProduce(frame, peek));
     }
-    if !versions::is_served(peek.api_key, peek.api_version) {
+    if !registry::is_served(peek.api_key, peek.api_version) {
         return Err(close(format!(
             "{api:?} v{} is not supported",
             peek.api_version
@@ -142,14 +194,11 @@ pub fn dispatch(
             "ignoring trailing bytes"
         );
     }
-    if broker.settings.metrics_enabled {
-        crate::metrics::metrics()
-            .requests
-            .with_label_values(&[api_name(api)])
-            .inc();
-    }
-    let reply = route(broker, &header, request, info)?;
-    Ok(finish(broker, reply, peek, api, started))
+    Ok(Decoded::Request {
+        peek,
+        header,
+        request,
+    })
 }
 
 /// Kafka's name of an API, as used in metric labels (`Produce`, `Fetch`, …).
@@ -181,66 +230,6 @@ pub fn note_slow(broker: &Broker, api: &'static str, took: std::time::Duration) 
     }
 }
 
-/// Error codes in a response, one per failed item, for `klamm_request_errors_total`.
-fn error_codes(body: &ResponseKind) -> Vec<i16> {
-    match body {
-        ResponseKind::Produce(r) => r
-            .responses
-            .iter()
-            .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
-            .collect(),
-        ResponseKind::Fetch(r) => r
-            .responses
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .chain([r.error_code])
-            .collect(),
-        ResponseKind::Metadata(r) => r.topics.iter().map(|t| t.error_code).collect(),
-        ResponseKind::ListOffsets(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .collect(),
-        ResponseKind::CreateTopics(r) => r.topics.iter().map(|t| t.error_code).collect(),
-        ResponseKind::DeleteTopics(r) => r.responses.iter().map(|t| t.error_code).collect(),
-        ResponseKind::JoinGroup(r) => vec![r.error_code],
-        ResponseKind::SyncGroup(r) => vec![r.error_code],
-        ResponseKind::Heartbeat(r) => vec![r.error_code],
-        ResponseKind::LeaveGroup(r) => vec![r.error_code],
-        ResponseKind::OffsetCommit(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .collect(),
-        ResponseKind::InitProducerId(r) => vec![r.error_code],
-        ResponseKind::EndTxn(r) => vec![r.error_code],
-        ResponseKind::AddOffsetsToTxn(r) => vec![r.error_code],
-        ResponseKind::AddPartitionsToTxn(r) => r
-            .results_by_topic_v3_and_below
-            .iter()
-            .flat_map(|t| {
-                t.results_by_partition
-                    .iter()
-                    .map(|p| p.partition_error_code)
-            })
-            .collect(),
-        ResponseKind::TxnOffsetCommit(r) => r
-            .topics
-            .iter()
-            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .collect(),
-        ResponseKind::SaslHandshake(r) => vec![r.error_code],
-        ResponseKind::SaslAuthenticate(r) => vec![r.error_code],
-        ResponseKind::FindCoordinator(r) => r
-            .coordinators
-            .iter()
-            .map(|c| c.error_code)
-            .chain([r.error_code])
-            .collect(),
-        _ => Vec::new(),
-    }
-}
-
 fn observe(broker: &Broker, api: ApiKey, body: &ResponseKind, started: Instant) {
     let name = api_name(api);
     if api != ApiKey::Fetch {
@@ -256,67 +245,11 @@ fn observe(broker: &Broker, api: ApiKey, body: &ResponseKind, started: Instant) 
             .with_label_values(&[name])
             .observe(started.elapsed().as_secs_f64());
     }
-    for code in error_codes(body).into_iter().filter(|c| *c != 0) {
+    let codes = registry::row(api as i16).map_or(Vec::new(), |row| (row.errors)(body));
+    for code in codes.into_iter().filter(|c| *c != 0) {
         m.request_errors
             .with_label_values(&[name, &klamm_protocol::errors::error_name(code)])
             .inc();
-    }
-}
-
-fn route(
-    broker: &Arc<Broker>,
-    header: &RequestHeader,
-    request: RequestKind,
-    info: &ConnectionInfo,
-) -> Result<Reply, DispatchError> {
-    let v = header.request_api_version;
-    Ok(match request {
-        RequestKind::ApiVersions(r) => api_versions::handle(r, v, info),
-        RequestKind::Metadata(r) => metadata::handle(broker, r, v, info),
-        RequestKind::Produce(r) => produce::handle(broker, r, v),
-        RequestKind::Fetch(r) => fetch::handle(broker, r, v),
-        RequestKind::ListOffsets(r) => list_offsets::handle(broker, r, v),
-        RequestKind::CreateTopics(r) => create_topics::handle(broker, r, v),
-        RequestKind::DeleteTopics(r) => delete_topics::handle(broker, r, v),
-        RequestKind::CreatePartitions(r) => create_partitions::handle(broker, r),
-        RequestKind::DescribeCluster(r) => describe_cluster::handle(broker, r, info),
-        RequestKind::DescribeConfigs(r) => describe_configs::handle(broker, r, v),
-        RequestKind::OffsetForLeaderEpoch(r) => offset_for_leader_epoch::handle(broker, r),
-        RequestKind::InitProducerId(r) => init_producer_id::handle(broker, r, v),
-        RequestKind::AlterConfigs(r) => alter_configs::handle(broker, r),
-        RequestKind::DeleteRecords(r) => delete_records::handle(broker, r),
-        RequestKind::IncrementalAlterConfigs(r) => incremental_alter_configs::handle(broker, r),
-        RequestKind::FindCoordinator(r) => find_coordinator::handle(broker, r, v, info),
-        RequestKind::JoinGroup(r) => join_group::handle(broker, header, r, v, info),
-        RequestKind::SyncGroup(r) => sync_group::handle(broker, r),
-        RequestKind::Heartbeat(r) => heartbeat::handle(broker, r),
-        RequestKind::LeaveGroup(r) => leave_group::handle(broker, r, v),
-        RequestKind::OffsetCommit(r) => offset_commit::handle(broker, r),
-        RequestKind::OffsetFetch(r) => offset_fetch::handle(broker, r, v),
-        RequestKind::DescribeGroups(r) => describe_groups::handle(broker, r),
-        RequestKind::ListGroups(r) => list_groups::handle(broker, r),
-        RequestKind::DeleteGroups(r) => delete_groups::handle(broker, r),
-        RequestKind::OffsetDelete(r) => offset_delete::handle(broker, r),
-        RequestKind::AddPartitionsToTxn(r) => add_partitions_to_txn::handle(broker, r, v),
-        RequestKind::AddOffsetsToTxn(r) => add_offsets_to_txn::handle(broker, r, v),
-        RequestKind::EndTxn(r) => end_txn::handle(broker, r, v),
-        RequestKind::TxnOffsetCommit(r) => txn_offset_commit::handle(broker, r),
-        RequestKind::DescribeProducers(r) => describe_producers::handle(broker, r),
-        RequestKind::ListTransactions(r) => list_transactions::handle(broker, r),
-        RequestKind::DescribeTransactions(r) => describe_transactions::handle(broker, r),
-        RequestKind::SaslHandshake(r) => sasl_handshake::handle(r, info),
-        RequestKind::SaslAuthenticate(_) => sasl_authenticate::handle(info),
-        other => {
-            // The version table admitted an API with no handler: a bug in the table.
-            return Err(close(format!("no handler for {:?}", api_key_of(&other))));
-        }
-    })
-}
-
-fn api_key_of(request: &RequestKind) -> &'static str {
-    match request {
-        RequestKind::Produce(_) => "Produce",
-        _ => "an API outside the version table",
     }
 }
 
