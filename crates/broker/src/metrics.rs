@@ -21,6 +21,7 @@ pub struct Metrics {
     pub request_errors: IntCounterVec,
     pub request_duration: HistogramVec,
     pub fetch_wait: Histogram,
+    pub fetch_wakeups: IntCounter,
     pub produce_bytes: IntCounterVec,
     pub produce_records: IntCounterVec,
     pub fetch_bytes: IntCounterVec,
@@ -166,6 +167,15 @@ impl Metrics {
                 let c = IntCounter::new(
                     "klamm_cleaner_written_bytes_total",
                     "Bytes of compacted log the cleaner wrote.",
+                )
+                .expect("valid metric");
+                r.register(Box::new(c.clone())).expect("registered once");
+                c
+            },
+            fetch_wakeups: {
+                let c = IntCounter::new(
+                    "klamm_fetch_wakeups_total",
+                    "Times a parked long-poll Fetch was woken by a high watermark move of one of its own partitions.",
                 )
                 .expect("valid metric");
                 r.register(Box::new(c.clone())).expect("registered once");

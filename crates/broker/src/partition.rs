@@ -43,8 +43,6 @@ pub struct Partition {
 pub struct Shared {
     pub policy: FlushPolicy,
     pub flusher: mpsc::UnboundedSender<Arc<Partition>>,
-    /// Broker-wide "some high watermark moved" signal that wakes long-polling fetches.
-    pub data_changed: Arc<watch::Sender<u64>>,
     /// The broker's clock, for `flush.ms`.
     pub clock: Arc<dyn Clock>,
     /// `metrics.enabled`: whether fsync durations are recorded.
@@ -174,7 +172,7 @@ impl Partition {
     }
 
     fn advance_high_watermark(&self, offset: i64) {
-        let moved = self.high_watermark.send_if_modified(|hw| {
+        self.high_watermark.send_if_modified(|hw| {
             if offset > *hw {
                 *hw = offset;
                 true
@@ -182,15 +180,16 @@ impl Partition {
                 false
             }
         });
-        if moved {
-            self.shared
-                .data_changed
-                .send_modify(|v| *v = v.wrapping_add(1));
-        }
     }
 
     pub fn high_watermark(&self) -> i64 {
         *self.high_watermark.borrow()
+    }
+
+    /// A receiver that sees every later move of the high watermark (a parked fetch waits on
+    /// the ones of its own partitions); it reports an error once the partition is gone.
+    pub fn watch_high_watermark(&self) -> watch::Receiver<i64> {
+        self.high_watermark.subscribe()
     }
 
     /// Resolves once the high watermark is above `offset` (the record is durable/visible).

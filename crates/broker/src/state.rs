@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 use uuid::Uuid;
 
 /// Marker written after a clean shutdown; its absence at startup means recovery must scan.
@@ -71,10 +71,8 @@ pub struct Broker {
     topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     store: MetadataStore,
     image: Mutex<MetadataImage>,
-    /// The flush policy, flusher queue, wake signal and clock every partition shares.
+    /// The flush policy, flusher queue and clock every partition shares.
     partition_shared: Arc<crate::partition::Shared>,
-    /// Bumped whenever a high watermark moves: long-polling fetches wait on it.
-    pub data_changed: Arc<watch::Sender<u64>>,
     /// The consumer-group coordinator (its state lives in `__consumer_offsets`).
     pub groups: crate::groups::GroupCoordinator,
     /// The transaction coordinator (its state lives in `__transaction_state`).
@@ -157,12 +155,10 @@ impl Broker {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
             (tokio::sync::Semaphore::new(n as usize), n)
         });
-        let data_changed = Arc::new(watch::Sender::new(0));
         let broker = Arc::new(Broker {
             partition_shared: Arc::new(crate::partition::Shared {
                 policy: settings.flush_policy,
                 flusher,
-                data_changed: data_changed.clone(),
                 clock: clock.clone(),
                 metrics_enabled: settings.metrics_enabled,
             }),
@@ -172,7 +168,6 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             store,
             image: Mutex::new(image.clone()),
-            data_changed,
             groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
             txns: crate::txn::TxnDriver::new(crate::txn::txn_config(&config)),
             request_bytes,

@@ -314,3 +314,33 @@ async fn a_long_poll_answers_as_soon_as_data_arrives() {
     assert_eq!(p.high_watermark, 2);
     assert!(p.records.as_ref().is_some_and(|r| !r.is_empty()));
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_long_poll_wakes_only_for_its_own_partitions() {
+    let t = Arc::new(open(&[]));
+    t.broker.create_topic("own", 2, 1, &[]).unwrap();
+    // The counter is process-wide: nextest runs each test in its own process.
+    let wakeups_before = klamm_broker::metrics::metrics().fetch_wakeups.get();
+    let started = tokio::time::Instant::now();
+    // Parked on partition 0 only.
+    let waiting = send(&t.broker, 11, &fetch_request("own", 5_000));
+    let writer = {
+        let t = t.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+            let mut other = produce_request("own", batch(1, t.broker.now_ms(), None), None);
+            other.topic_data[0].partition_data[0].index = 1;
+            let resp = call(&t.broker, 9, &other).await;
+            assert_eq!(resp.responses[0].partition_responses[0].error_code, 0);
+            tokio::time::sleep(Duration::from_millis(1_000)).await;
+            produce(&t, "own", batch(1, t.broker.now_ms(), None), None).await;
+        })
+    };
+    let resp = common::decode::<FetchRequest>(11, waiting.await);
+    writer.await.unwrap();
+    assert_eq!(started.elapsed(), Duration::from_millis(2_000));
+    assert_eq!(resp.responses[0].partitions[0].high_watermark, 1);
+    // Woken once, by its own partition; the append to partition 1 did not wake it.
+    let wakeups = klamm_broker::metrics::metrics().fetch_wakeups.get() - wakeups_before;
+    assert_eq!(wakeups, 1);
+}

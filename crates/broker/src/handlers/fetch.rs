@@ -2,7 +2,7 @@
 //! offset, with the aborted transactions in the returned range), within `max_bytes` and each
 //! partition's `partition_max_bytes`, except that the first partition with data returns at
 //! least one whole batch (KIP-74). A long poll waits up to `max_wait_ms` for `min_bytes`,
-//! woken as soon as any high watermark moves. Fetch sessions are declined (session id 0),
+//! woken as soon as the high watermark of one of its own partitions moves. Fetch sessions are declined (session id 0),
 //! which KIP-227 allows: clients then send full fetch requests.
 
 use super::Reply;
@@ -16,6 +16,7 @@ use klamm_log::LogError;
 use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
 use tokio::time::Instant;
 
 /// `isolation_level` of a read_committed consumer.
@@ -24,8 +25,9 @@ const READ_COMMITTED: i8 = 1;
 pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Reply {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(request.max_wait_ms.max(0) as u64);
-    let mut changed = broker.data_changed.subscribe();
     let repeats = repeated_partitions(&request);
+    // Watched before reading, so an append between the read and the wait still wakes it.
+    let mut watches = watch_partitions(broker, &request);
     let (response, done) = build(broker, &request, repeats.as_ref());
     if done {
         record(broker, &response, started.elapsed(), Duration::ZERO);
@@ -41,9 +43,13 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
             let timed_out = tokio::select! {
                 _ = tokio::time::sleep_until(deadline) => true,
                 _ = draining.wait() => true,
-                r = changed.changed() => r.is_err(),
+                _ = any_moved(&mut watches) => false,
             };
             waited += wait_started.elapsed();
+            if !timed_out && broker.settings.metrics_enabled {
+                crate::metrics::metrics().fetch_wakeups.inc();
+            }
+            watches = watch_partitions(&broker, &request);
             let (response, done) = build(&broker, &request, repeats.as_ref());
             if done || timed_out {
                 record(
@@ -56,6 +62,33 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
             }
         }
     }))
+}
+
+/// The high watermarks of the request's partitions that exist now: a parked fetch wakes
+/// only when one of its own partitions moves (appends to other partitions do not wake it).
+fn watch_partitions(broker: &Broker, request: &FetchRequest) -> Vec<watch::Receiver<i64>> {
+    let mut watches = Vec::new();
+    for ft in &request.topics {
+        if let Some(topic) = broker.topic(ft.topic.0.as_str()) {
+            watches.extend(
+                ft.partitions
+                    .iter()
+                    .filter_map(|fp| topic.partition(fp.partition))
+                    .map(|p| p.watch_high_watermark()),
+            );
+        }
+    }
+    watches
+}
+
+/// Resolves when a watched high watermark moves or its partition goes away (deleted: the
+/// next pass answers UNKNOWN_TOPIC_OR_PARTITION); never, with nothing to watch.
+async fn any_moved(watches: &mut [watch::Receiver<i64>]) {
+    if watches.is_empty() {
+        return std::future::pending().await;
+    }
+    let changes = watches.iter_mut().map(|w| Box::pin(w.changed()));
+    let _ = futures_util::future::select_all(changes).await;
 }
 
 /// Fetch metrics: processing time and long-poll wait apart, bytes and records per topic.
