@@ -23,6 +23,8 @@ use uuid::Uuid;
 const CLEAN_SHUTDOWN_MARKER: &str = ".klamm_cleanshutdown";
 /// Partitions one topic may have: each costs three open files and two maps.
 pub const PARTITIONS_PER_TOPIC_MAX: i32 = 10_000;
+/// Producer ids reserved in the metadata image at a time (Kafka's block size).
+pub const PRODUCER_ID_BLOCK_SIZE: i64 = 1000;
 /// Threads that close partitions in parallel at shutdown.
 const CLOSE_THREADS: usize = 8;
 
@@ -84,6 +86,8 @@ pub struct Broker {
     pub max_partitions: usize,
     /// The wall clock every timestamp and timeout is read from (see `clock.rs`).
     clock: Arc<dyn Clock>,
+    /// The unused rest of the reserved producer-id block (taken before the image lock).
+    producer_ids: Mutex<std::ops::Range<i64>>,
     /// Sent when the shutdown drain begins: parked fetches answer with what they have.
     draining: StopSender,
 }
@@ -175,6 +179,7 @@ impl Broker {
             config: RwLock::new(Arc::new(config)),
             clock,
             draining: crate::shutdown::channel().0,
+            producer_ids: Mutex::new(0..0),
         });
         let started = std::time::Instant::now();
         let mut recovered = 0usize;
@@ -787,19 +792,31 @@ impl Broker {
         Ok(())
     }
 
-    /// Hands out a new producer id, persisted before it is returned so that no id is ever
-    /// given twice, even across crashes.
+    /// Hands out a new producer id. Ids come from blocks of [`PRODUCER_ID_BLOCK_SIZE`]
+    /// reserved in the metadata image (as Kafka's `AllocateProducerIds` does): a block is
+    /// persisted before its first id is returned, so no id is ever given twice, even across
+    /// crashes (a crash skips the rest of the block), and the image is rewritten once per
+    /// block rather than once per producer.
     pub fn allocate_producer_id(&self) -> Result<i64, AdminError> {
-        let mut image = self.lock_image();
-        let id = image.next_producer_id;
-        image.next_producer_id += 1;
-        if let Err(e) = self.store.save(&image) {
-            image.next_producer_id -= 1;
-            return Err(AdminError::new(
-                ResponseError::KafkaStorageError,
-                e.to_string(),
-            ));
+        let mut block = self
+            .producer_ids
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        if block.start >= block.end {
+            let mut image = self.lock_image();
+            let start = image.next_producer_id;
+            image.next_producer_id = start.saturating_add(PRODUCER_ID_BLOCK_SIZE);
+            if let Err(e) = self.store.save(&image) {
+                image.next_producer_id = start;
+                return Err(AdminError::new(
+                    ResponseError::KafkaStorageError,
+                    e.to_string(),
+                ));
+            }
+            *block = start..image.next_producer_id;
         }
+        let id = block.start;
+        block.start += 1;
         Ok(id)
     }
 
