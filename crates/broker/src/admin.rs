@@ -3,8 +3,8 @@
 //! finished and the Kafka listeners are bound; 503 before). It starts before recovery so
 //! that orchestrators can tell "alive but loading" from "dead".
 
+use crate::broker::Broker;
 use crate::shutdown::Stop;
-use crate::state::Broker;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::body::Incoming;

@@ -3,8 +3,9 @@
 //! algorithm and its crash safety). It runs on a blocking thread; the partition lock is held
 //! only to plan and to swap the cleaned segments in, never while reading or writing them.
 
+use crate::broker::Broker;
 use crate::shutdown::Stop;
-use crate::state::{Broker, Topic};
+use crate::state::Topic;
 use klamm_log::cleaner::{self, CleanerConfig};
 use std::time::{Duration, Instant};
 

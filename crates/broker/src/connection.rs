@@ -7,9 +7,9 @@
 //! (`queued.max.requests.per.connection`): a client that does not read its responses stops
 //! being read from, so a slow reader cannot grow the broker's memory.
 
+use crate::broker::Broker;
 use crate::handlers::{self, ConnectionInfo, DispatchError, Outcome, Pending};
 use crate::shutdown::Stop;
-use crate::state::Broker;
 use bytes::BytesMut;
 use klamm_protocol::frame::{self, SIZE_PREFIX_BYTES};
 

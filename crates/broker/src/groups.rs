@@ -8,7 +8,7 @@
 //! `.await`.
 
 use crate::partition::Partition;
-use crate::state::{AdminError, Broker, Topic};
+use crate::state::{AdminError, State, Topic};
 use bytes::Bytes;
 use klamm_config::Config;
 use klamm_coordinator::{Answer, Coordinator, Effects, GroupConfig, JoinOutcome, SyncOutcome};
@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
-pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+pub use crate::internal::OFFSETS_TOPIC;
 
 type Key = (String, String);
 
@@ -75,7 +75,7 @@ impl GroupCoordinator {
     /// Runs `f` on the state machine, then applies its effects.
     pub fn with<R>(
         &self,
-        broker: &Broker,
+        broker: &State,
         f: impl FnOnce(&mut Coordinator) -> (R, Effects),
     ) -> (R, Durable) {
         let mut inner = self.lock();
@@ -91,7 +91,7 @@ impl GroupCoordinator {
 
     pub fn join(
         &self,
-        broker: &Broker,
+        broker: &State,
         group: &str,
         f: impl FnOnce(&mut Coordinator) -> (Answer<JoinOutcome>, Effects),
     ) -> Pending<JoinOutcome> {
@@ -118,7 +118,7 @@ impl GroupCoordinator {
 
     pub fn sync(
         &self,
-        broker: &Broker,
+        broker: &State,
         group: &str,
         f: impl FnOnce(&mut Coordinator) -> (Answer<SyncOutcome>, Effects),
     ) -> Pending<SyncOutcome> {
@@ -129,7 +129,7 @@ impl GroupCoordinator {
     /// call's effects are applied, since those effects may already carry it.
     fn answer<T>(
         &self,
-        broker: &Broker,
+        broker: &State,
         group: &str,
         parked: impl FnOnce(&mut Inner) -> &mut HashMap<Key, oneshot::Sender<T>>,
         f: impl FnOnce(&mut Coordinator) -> (Answer<T>, Effects),
@@ -150,7 +150,7 @@ impl GroupCoordinator {
 
     /// Rebuilds the state from `__consumer_offsets`, if it exists. Called before listeners
     /// are bound, so no request sees a half-loaded coordinator.
-    pub fn replay(&self, broker: &Broker) -> anyhow::Result<()> {
+    pub fn replay(&self, broker: &State) -> anyhow::Result<()> {
         let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
             return Ok(());
         };
@@ -193,27 +193,13 @@ impl GroupCoordinator {
 }
 
 /// The `__consumer_offsets` topic, created on first use (as Kafka does).
-pub fn offsets_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
-    if let Some(t) = broker.topic(OFFSETS_TOPIC) {
-        return Ok(t);
-    }
-    let g = broker.config().groups();
-    let configs = vec![
-        ("cleanup.policy".to_string(), Some("compact".to_string())),
-        crate::internal::segment_config(g.offsets_topic_segment_bytes),
-    ];
-    match broker.create_topic(OFFSETS_TOPIC, g.offsets_topic_num_partitions, 1, &configs) {
-        Ok(t) => Ok(t),
-        Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
-            broker.topic(OFFSETS_TOPIC).ok_or(e)
-        }
-        Err(e) => Err(e),
-    }
+pub fn offsets_topic(broker: &State) -> Result<Arc<Topic>, AdminError> {
+    broker.internal_topic(OFFSETS_TOPIC)
 }
 
 /// Delivers answers to parked requests and appends records, grouped per partition. Returns
 /// the partition and last offset of the last append, for responses that must wait for it.
-fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
+fn apply(broker: &State, inner: &mut Inner, effects: Effects) -> Durable {
     for (group, member, outcome) in effects.joins {
         if let Some(tx) = inner.joins.remove(&(group, member)) {
             let _ = tx.send(outcome);
@@ -282,9 +268,9 @@ fn apply(broker: &Broker, inner: &mut Inner, effects: Effects) -> Durable {
     durable
 }
 
-/// One tick at the broker clock's now: session, rebalance and join timers fire.
-pub fn tick_once(broker: &Arc<Broker>) {
-    broker
-        .groups
-        .with(broker, |c| ((), c.tick(broker.now_ms())));
+impl GroupCoordinator {
+    /// One tick at the state clock's now: session, rebalance and join timers fire.
+    pub fn tick(&self, state: &State) {
+        self.with(state, |c| ((), c.tick(state.now_ms())));
+    }
 }

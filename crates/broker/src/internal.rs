@@ -8,14 +8,18 @@
 //! makes committed offsets go backwards). As Kafka, clients may read them and change the
 //! configs that do not change their meaning (retention, segment size).
 
-use crate::state::{AdminError, Broker, Topic};
+use crate::admin_error::AdminError;
 use kafka_protocol::error::ResponseError;
 use std::collections::BTreeMap;
-use std::sync::Arc;
 
-/// Every internal topic, with the coordinator that owns it. A later internal topic is one
-/// more row here (and one more arm in [`ensure`]).
-pub const INTERNAL_TOPICS: [&str; 2] = [crate::groups::OFFSETS_TOPIC, crate::txn::TXN_TOPIC];
+/// The group coordinator's state.
+pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
+/// The transaction coordinator's state.
+pub const TXN_TOPIC: &str = "__transaction_state";
+
+/// Every internal topic. A later internal topic is one more row here (and one more arm in
+/// `Broker::internal_topic`, which creates them).
+pub const INTERNAL_TOPICS: [&str; 2] = [OFFSETS_TOPIC, TXN_TOPIC];
 
 /// Topic configs an internal topic keeps whatever a client asks: both are compacted logs of
 /// keyed state, and `delete` would drop live state with old segments.
@@ -109,11 +113,10 @@ pub fn segment_config(bytes: u64) -> (String, Option<String>) {
 /// opted in with the broker key `internal.log.segment.bytes`; otherwise one client could
 /// make every segment 14 bytes and spend the broker's file descriptors.
 pub fn refuse_test_keys<'a>(
-    broker: &Broker,
+    config: &klamm_config::Config,
     mut keys: impl Iterator<Item = &'a str>,
 ) -> Option<AdminError> {
-    let opted_in = broker
-        .config()
+    let opted_in = config
         .get("internal.log.segment.bytes")
         .and_then(|v| v.parse::<i64>().ok())
         .is_some_and(|v| v > 0);
@@ -127,19 +130,6 @@ pub fn refuse_test_keys<'a>(
             ),
         )
     })
-}
-
-/// The internal topic `name`, created by its coordinator with its own settings if missing.
-/// This is the only way an internal topic comes to exist (never through auto-create).
-pub fn ensure(broker: &Broker, name: &str) -> Result<Arc<Topic>, AdminError> {
-    match name {
-        crate::groups::OFFSETS_TOPIC => crate::groups::offsets_topic(broker),
-        crate::txn::TXN_TOPIC => crate::txn::transaction_topic(broker),
-        _ => Err(AdminError::new(
-            ResponseError::UnknownTopicOrPartition,
-            format!("{name} is not an internal topic"),
-        )),
-    }
 }
 
 #[cfg(test)]

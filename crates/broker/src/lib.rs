@@ -12,7 +12,9 @@
 //! protocol, log and config crates it drives are pure.
 
 pub mod admin;
+pub mod admin_error;
 pub mod alloc;
+pub mod broker;
 pub mod cleaner;
 pub mod clock;
 pub mod connection;

@@ -3,7 +3,7 @@
 //! that nothing has to be kept in sync between scrapes. `metrics.partition.labels = false`
 //! aggregates per-partition series per topic, bounding label cardinality.
 
-use crate::state::Broker;
+use crate::broker::Broker;
 use prometheus::{
     Encoder, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry, TextEncoder,
 };

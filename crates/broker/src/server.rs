@@ -1,9 +1,9 @@
 //! Listeners, the connection limits, and the broker's lifecycle from start to clean shutdown.
 
 use crate::admin::{self, Readiness};
+use crate::broker::Broker;
 use crate::connection;
 use crate::handlers::ConnectionInfo;
-use crate::state::Broker;
 use crate::tasks::Tasks;
 use klamm_config::Config;
 use std::collections::HashMap;

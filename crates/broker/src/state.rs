@@ -4,7 +4,7 @@
 //! handlers read them without holding any lock. Admin changes (create, delete, add
 //! partitions) are serialised by the `image` lock and persisted before they are visible.
 
-use crate::clock::{Clock, SystemClock};
+use crate::clock::Clock;
 use crate::metadata::{self, MetadataImage, MetadataStore, TopicRecord};
 use crate::partition::Partition;
 use crate::shutdown::{Stop, StopSender};
@@ -46,23 +46,9 @@ impl Topic {
     }
 }
 
-/// A refused admin operation: the Kafka error and a message for the client.
-#[derive(Debug, Clone)]
-pub struct AdminError {
-    pub error: ResponseError,
-    pub message: String,
-}
+pub use crate::admin_error::AdminError;
 
-impl AdminError {
-    pub fn new(error: ResponseError, message: impl Into<String>) -> AdminError {
-        AdminError {
-            error,
-            message: message.into(),
-        }
-    }
-}
-
-pub struct Broker {
+pub struct State {
     /// Swapped whole when a dynamic broker config changes; read it through [`Broker::config`].
     config: RwLock<Arc<Config>>,
     /// The startup values of the static keys. Dynamic keys (`max.connections`, the topic
@@ -75,10 +61,6 @@ pub struct Broker {
     image: Mutex<MetadataImage>,
     /// The flush policy, flusher queue and clock every partition shares.
     partition_shared: Arc<crate::partition::Shared>,
-    /// The consumer-group coordinator (its state lives in `__consumer_offsets`).
-    pub groups: crate::groups::GroupCoordinator,
-    /// The transaction coordinator (its state lives in `__transaction_state`).
-    pub txns: crate::txn::TxnDriver,
     /// `queued.max.request.bytes`, one permit per byte (at most `u32::MAX`): a connection
     /// holds permits for a request body from before it is read until it is handled.
     pub request_bytes: Option<(tokio::sync::Semaphore, u32)>,
@@ -107,21 +89,14 @@ pub fn validate_topic_name(name: &str) -> Result<(), AdminError> {
         .map_err(|why| AdminError::new(ResponseError::InvalidTopicException, why))
 }
 
-impl Broker {
+impl State {
     /// Opens the data dir: loads metadata, recovers every partition (scanning the last
-    /// segment of each after an unclean shutdown). Returns the broker and the flusher's
-    /// queue, which the caller must drive with [`partition::run_flusher`].
+    /// segment of each after an unclean shutdown). Returns the state and the flusher's
+    /// queue, which the caller must drive with `partition::run_flusher`.
     pub fn open(
         config: Config,
-    ) -> anyhow::Result<(Arc<Broker>, mpsc::UnboundedReceiver<Arc<Partition>>)> {
-        Broker::open_with_clock(config, Arc::new(SystemClock))
-    }
-
-    /// [`Broker::open`] on the given clock (tests pass a `ManualClock`).
-    pub fn open_with_clock(
-        config: Config,
         clock: Arc<dyn Clock>,
-    ) -> anyhow::Result<(Arc<Broker>, mpsc::UnboundedReceiver<Arc<Partition>>)> {
+    ) -> anyhow::Result<(State, mpsc::UnboundedReceiver<Arc<Partition>>)> {
         let settings = config.broker();
         let data_dir = settings.log_dirs.clone();
         fs::create_dir_all(&data_dir)?;
@@ -159,7 +134,7 @@ impl Broker {
             let n = u32::try_from(n).unwrap_or(u32::MAX);
             (tokio::sync::Semaphore::new(n as usize), n)
         });
-        let broker = Arc::new(Broker {
+        let state = State {
             partition_shared: Arc::new(crate::partition::Shared {
                 policy: settings.flush_policy,
                 flusher,
@@ -172,15 +147,13 @@ impl Broker {
             topics: RwLock::new(BTreeMap::new()),
             store,
             image: Mutex::new(image.clone()),
-            groups: crate::groups::GroupCoordinator::new(crate::groups::group_config(&config)),
-            txns: crate::txn::TxnDriver::new(crate::txn::txn_config(&config)),
             request_bytes,
             max_partitions,
             config: RwLock::new(Arc::new(config)),
             clock,
             draining: crate::shutdown::channel().0,
             producer_ids: Mutex::new(0..0),
-        });
+        };
         let started = std::time::Instant::now();
         let mut recovered = 0usize;
         let mut unopened = Vec::new();
@@ -188,7 +161,7 @@ impl Broker {
             // A topic that cannot be opened (out of file descriptors, a damaged directory)
             // is reported and left out; the broker serves the rest instead of exiting, and
             // a restart with more room opens it (its record and files stay as they are).
-            let topic = match broker.open_topic(record, clean) {
+            let topic = match state.open_topic(record, clean) {
                 Ok(t) => t,
                 Err(e) => {
                     tracing::error!(topic = %record.name, partitions = record.partitions, error = %e,
@@ -198,7 +171,7 @@ impl Broker {
                 }
             };
             recovered += topic.partitions.len();
-            broker
+            state
                 .write_topics()
                 .insert(topic.name.clone(), Arc::new(topic));
         }
@@ -206,15 +179,13 @@ impl Broker {
             tracing::error!(topics = unopened.len(), first = %unopened[0],
                 "serving without the topics that could not be opened (see above)");
         }
-        broker.groups.replay(&broker)?;
-        broker.txns.replay(&broker)?;
         tracing::info!(
             partitions = recovered,
             clean_shutdown = clean,
             elapsed_ms = started.elapsed().as_millis() as u64,
             "logs loaded"
         );
-        Ok((broker, queue))
+        Ok((state, queue))
     }
 
     /// Milliseconds since the Unix epoch, on the broker's clock.
@@ -222,15 +193,12 @@ impl Broker {
         self.clock.now_ms()
     }
 
-    /// Starts the shutdown drain: long polls answer now with what they have, and parked
-    /// JoinGroup/SyncGroup requests answer NOT_COORDINATOR, so the requests already read
-    /// finish promptly.
-    pub fn begin_draining(&self) {
+    /// Tells parked long polls that the shutdown drain began (`Broker::begin_draining`).
+    pub fn signal_draining(&self) {
         self.draining.stop();
-        self.groups.answer_parked_for_shutdown();
     }
 
-    /// Resolves once [`Broker::begin_draining`] was called.
+    /// Resolves once the shutdown drain began.
     pub fn draining(&self) -> Stop {
         self.draining.subscribe()
     }
@@ -601,6 +569,45 @@ impl Broker {
         Ok(topic)
     }
 
+    /// The internal topic `name` (`__consumer_offsets`, `__transaction_state`), created on
+    /// first use with its coordinator's partition count and segment size, compacted. This
+    /// is the only way an internal topic comes to exist (never through auto-create).
+    pub fn internal_topic(&self, name: &str) -> Result<Arc<Topic>, AdminError> {
+        if let Some(t) = self.topic(name) {
+            return Ok(t);
+        }
+        let config = self.config();
+        let (partitions, segment_bytes) = match name {
+            crate::internal::OFFSETS_TOPIC => {
+                let g = config.groups();
+                (
+                    g.offsets_topic_num_partitions,
+                    g.offsets_topic_segment_bytes,
+                )
+            }
+            crate::internal::TXN_TOPIC => {
+                let t = config.txns();
+                (t.state_log_num_partitions, t.state_log_segment_bytes)
+            }
+            _ => {
+                return Err(AdminError::new(
+                    ResponseError::UnknownTopicOrPartition,
+                    format!("{name} is not an internal topic"),
+                ))
+            }
+        };
+        let configs = vec![
+            ("cleanup.policy".to_string(), Some("compact".to_string())),
+            crate::internal::segment_config(segment_bytes),
+        ];
+        match self.create_topic(name, partitions, 1, &configs) {
+            Ok(t) => Ok(t),
+            // Created meanwhile by another request.
+            Err(e) if e.error == ResponseError::TopicAlreadyExists => self.topic(name).ok_or(e),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The topic, created with broker defaults if `auto.create.topics.enable` allows.
     pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, AdminError> {
         if let Some(t) = self.topic(name) {
@@ -608,7 +615,7 @@ impl Broker {
         }
         if crate::internal::is_internal(name) {
             // Created by its coordinator with its own settings, never as a plain topic.
-            return crate::internal::ensure(self, name);
+            return self.internal_topic(name);
         }
         if !self.settings.auto_create_topics_enable {
             return Err(AdminError::new(
@@ -626,7 +633,7 @@ impl Broker {
 
     /// Deletes a topic: forgets it (persisted), then removes its files in the background.
     pub fn delete_topic(&self, name: &str) -> Result<Uuid, AdminError> {
-        if name == crate::groups::OFFSETS_TOPIC || name == crate::txn::TXN_TOPIC {
+        if crate::internal::is_internal(name) {
             return Err(AdminError::new(
                 ResponseError::InvalidRequest,
                 format!("the internal topic {name} cannot be deleted"),
@@ -798,10 +805,7 @@ impl Broker {
     /// crashes (a crash skips the rest of the block), and the image is rewritten once per
     /// block rather than once per producer.
     pub fn allocate_producer_id(&self) -> Result<i64, AdminError> {
-        let mut block = self
-            .producer_ids
-            .lock()
-            .unwrap_or_else(|p| p.into_inner());
+        let mut block = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
         if block.start >= block.end {
             let mut image = self.lock_image();
             let start = image.next_producer_id;
@@ -858,7 +862,7 @@ impl Broker {
 const FDS_PER_PARTITION: u64 = 3;
 
 /// One retention pass at the broker clock's now (the task runs it every interval).
-pub fn apply_retention(broker: &Broker) {
+pub fn apply_retention(broker: &State) {
     let now = broker.now_ms();
     for topic in broker.topics() {
         let s = &topic.settings;

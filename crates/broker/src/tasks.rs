@@ -8,9 +8,9 @@
 //! Invariant: no other module spawns a long-lived task; connections are `server.rs`'s and
 //! are drained before these stop, so their acknowledgements still get their fsyncs.
 
+use crate::broker::Broker;
 use crate::partition::{self, Partition};
 use crate::shutdown::{self, Stop, StopSender};
-use crate::state::Broker;
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -179,7 +179,7 @@ async fn blocking(work: impl FnOnce() + Send + 'static) {
 async fn run_group_ticker(broker: Arc<Broker>, mut stop: Stop) {
     let mut tick = interval(Duration::from_millis(COORDINATOR_TICK_MS));
     while next_tick(&mut tick, &mut stop).await {
-        crate::groups::tick_once(&broker);
+        broker.groups.tick(&broker);
     }
 }
 

@@ -9,7 +9,7 @@
 //! never be written between the check and the append. Never held across an `.await`.
 
 use crate::partition::Partition;
-use crate::state::{AdminError, Broker, Topic};
+use crate::state::{AdminError, State, Topic};
 use bytes::Bytes;
 use klamm_coordinator::txn::errors;
 use klamm_coordinator::{Markers, TxnConfig, TxnCoordinator, TxnEffects};
@@ -18,7 +18,7 @@ use klamm_protocol::group_records::partition_for_group;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub const TXN_TOPIC: &str = "__transaction_state";
+pub use crate::internal::TXN_TOPIC;
 
 /// Appends that a response (or the next step) must see durable: `(partition, last offset)`.
 pub type Waits = Vec<(Arc<Partition>, i64)>;
@@ -38,22 +38,8 @@ pub fn txn_config(broker_config: &klamm_config::Config) -> TxnConfig {
 }
 
 /// `__transaction_state`, created on first use (as Kafka does).
-pub fn transaction_topic(broker: &Broker) -> Result<Arc<Topic>, AdminError> {
-    if let Some(t) = broker.topic(TXN_TOPIC) {
-        return Ok(t);
-    }
-    let t = broker.config().txns();
-    let configs = vec![
-        ("cleanup.policy".to_string(), Some("compact".to_string())),
-        crate::internal::segment_config(t.state_log_segment_bytes),
-    ];
-    match broker.create_topic(TXN_TOPIC, t.state_log_num_partitions, 1, &configs) {
-        Ok(t) => Ok(t),
-        Err(e) if e.error == kafka_protocol::error::ResponseError::TopicAlreadyExists => {
-            broker.topic(TXN_TOPIC).ok_or(e)
-        }
-        Err(e) => Err(e),
-    }
+pub fn transaction_topic(broker: &State) -> Result<Arc<Topic>, AdminError> {
+    broker.internal_topic(TXN_TOPIC)
 }
 
 /// PRODUCER_FENCED as clients older than `fenced_since` know it: INVALID_PRODUCER_EPOCH.
@@ -81,7 +67,7 @@ impl TxnDriver {
     /// (hand both to [`finish`]).
     pub fn with<R>(
         &self,
-        broker: &Broker,
+        broker: &State,
         f: impl FnOnce(&mut TxnCoordinator) -> (R, TxnEffects),
     ) -> (R, Waits, Vec<String>) {
         let mut inner = self.lock();
@@ -92,7 +78,7 @@ impl TxnDriver {
 
     /// Rebuilds the state from `__transaction_state`, if it exists. Called before the
     /// listeners bind; [`recover`] then completes what was being prepared.
-    pub fn replay(&self, broker: &Broker) -> anyhow::Result<()> {
+    pub fn replay(&self, broker: &State) -> anyhow::Result<()> {
         let Some(topic) = broker.topic(TXN_TOPIC) else {
             return Ok(());
         };
@@ -139,7 +125,7 @@ impl TxnDriver {
 }
 
 /// Appends `__transaction_state` records, each to its transactional id's partition.
-fn append_records(broker: &Broker, records: Vec<klamm_coordinator::TxnRecord>) -> Waits {
+fn append_records(broker: &State, records: Vec<klamm_coordinator::TxnRecord>) -> Waits {
     if records.is_empty() {
         return Vec::new();
     }
@@ -190,21 +176,30 @@ pub async fn wait_all(waits: Waits) {
     }
 }
 
+/// What completing a transaction needs besides the state: this driver (its records) and
+/// the group coordinator (a marker in `__consumer_offsets` settles pending offsets). The
+/// broker implements it; taking it generically keeps this module from importing the one
+/// that owns it.
+pub trait Coordinators: std::ops::Deref<Target = State> + Send + Sync + 'static {
+    fn txns(&self) -> &TxnDriver;
+    fn groups(&self) -> &crate::groups::GroupCoordinator;
+}
+
 /// Once `waits` are durable, completes each transaction in `complete`: writes its markers
 /// and its Complete record. Those become durable through the flusher like any append; not
 /// waiting for them is safe because the durable Prepare record already decides the outcome
 /// (a crash before they are durable completes the transaction again at start-up, as Kafka
 /// does), and readers only see them once they are durable.
-pub async fn finish(broker: Arc<Broker>, waits: Waits, complete: Vec<String>) {
+pub async fn finish<B: Coordinators>(broker: Arc<B>, waits: Waits, complete: Vec<String>) {
     wait_all(waits).await;
     for id in complete {
-        complete_one(&broker, &id);
+        complete_one(&*broker, &id);
     }
 }
 
 /// The second step of ending a transaction (its Prepare record is durable).
-fn complete_one(broker: &Broker, id: &str) {
-    let mut inner = broker.txns.lock();
+fn complete_one<B: Coordinators>(broker: &B, id: &str) {
+    let mut inner = broker.txns().lock();
     let Some((markers, effects)) = inner.complete(id, broker.now_ms()) else {
         return;
     };
@@ -220,7 +215,7 @@ fn complete_one(broker: &Broker, id: &str) {
 
 /// One control batch per partition of the transaction. A marker that reaches
 /// `__consumer_offsets` also settles the producer's pending offsets.
-fn write_markers(broker: &Broker, markers: &Markers) {
+fn write_markers<B: Coordinators>(broker: &B, markers: &Markers) {
     let producer = (markers.producer_id, markers.producer_epoch);
     let now = broker.now_ms();
     for (topic_name, index) in &markers.partitions {
@@ -236,8 +231,8 @@ fn write_markers(broker: &Broker, markers: &Markers) {
             // until a restart replays the Prepare record and writes the marker again.
             tracing::error!(topic = %topic_name, partition = index, error = %e, "cannot write transaction marker");
         }
-        if topic_name == crate::groups::OFFSETS_TOPIC {
-            broker.groups.with(broker, |c| {
+        if topic_name == crate::internal::OFFSETS_TOPIC {
+            broker.groups().with(broker, |c| {
                 c.end_txn(markers.producer_id, markers.commit, now);
                 ((), Default::default())
             });
@@ -247,8 +242,10 @@ fn write_markers(broker: &Broker, markers: &Markers) {
 
 /// After a restart: completes the transactions whose Prepare record was durable. Returns
 /// the work that writes their markers, if any.
-pub fn recover(broker: &Arc<Broker>) -> Option<impl std::future::Future<Output = ()> + Send> {
-    let preparing = broker.txns.lock().preparing();
+pub fn recover<B: Coordinators>(
+    broker: &Arc<B>,
+) -> Option<impl std::future::Future<Output = ()> + Send> {
+    let preparing = broker.txns().lock().preparing();
     if preparing.is_empty() {
         return None;
     }
@@ -261,8 +258,12 @@ pub fn recover(broker: &Arc<Broker>) -> Option<impl std::future::Future<Output =
 
 /// One tick at the broker clock's now: transactions past their timeout start aborting and
 /// expired ids are forgotten. Returns the work that writes the aborts' markers, if any.
-pub fn tick_once(broker: &Arc<Broker>) -> Option<impl std::future::Future<Output = ()> + Send> {
-    let (_, waits, complete) = broker.txns.with(broker, |c| ((), c.tick(broker.now_ms())));
+pub fn tick_once<B: Coordinators>(
+    broker: &Arc<B>,
+) -> Option<impl std::future::Future<Output = ()> + Send> {
+    let (_, waits, complete) = broker
+        .txns()
+        .with(broker, |c| ((), c.tick(broker.now_ms())));
     if complete.is_empty() {
         return None;
     }

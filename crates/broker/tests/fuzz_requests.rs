@@ -18,8 +18,8 @@
 
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, RequestKind};
+use klamm_broker::broker::Broker;
 use klamm_broker::handlers::{self, registry, ConnectionInfo, Decoded};
-use klamm_broker::state::Broker;
 use klamm_config::{Config, LoadOptions};
 use klamm_protocol::batch::{self, ProduceLimits};
 use klamm_protocol::frame;

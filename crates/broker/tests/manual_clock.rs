@@ -23,7 +23,7 @@ use kafka_protocol::protocol::StrBytes;
 use kafka_protocol::records::{
     Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
 };
-use klamm_broker::{groups, state, txn};
+use klamm_broker::{state, txn};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -186,7 +186,7 @@ async fn a_silent_member_leaves_exactly_at_its_session_timeout() {
             .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0"))]);
     // The join is parked until the (zero) initial delay has been seen by a tick.
     let pending = send(&t.broker, 3, &join);
-    groups::tick_once(&t.broker);
+    t.broker.groups.tick(&t.broker);
     let joined = common::decode::<JoinGroupRequest>(3, pending.await);
     assert_eq!(joined.error_code, 0);
     let synced = call(
@@ -218,7 +218,7 @@ async fn a_silent_member_leaves_exactly_at_its_session_timeout() {
     assert_eq!(members(&t).await, ("Stable".to_string(), 1));
 
     t.clock.advance_ms(session_ms as i64 - 1);
-    groups::tick_once(&t.broker);
+    t.broker.groups.tick(&t.broker);
     assert_eq!(
         members(&t).await,
         ("Stable".to_string(), 1),
@@ -226,7 +226,7 @@ async fn a_silent_member_leaves_exactly_at_its_session_timeout() {
     );
 
     t.clock.advance_ms(1);
-    groups::tick_once(&t.broker);
+    t.broker.groups.tick(&t.broker);
     assert_eq!(
         members(&t).await,
         ("Empty".to_string(), 0),

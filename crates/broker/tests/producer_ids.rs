@@ -1,7 +1,8 @@
 //! Producer ids come from blocks reserved in the metadata image: one image write per
 //! block, never an id twice — not after a crash that skipped the rest of a block either.
 
-use klamm_broker::state::{Broker, PRODUCER_ID_BLOCK_SIZE};
+use klamm_broker::broker::Broker;
+use klamm_broker::state::PRODUCER_ID_BLOCK_SIZE;
 use klamm_config::{Config, LoadOptions};
 use std::path::Path;
 

@@ -2,7 +2,7 @@
 //! transaction, so that its TxnOffsetCommit records get the transaction's marker.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ResponseKind};
 use klamm_protocol::group_records::partition_for_group;

@@ -4,7 +4,7 @@
 //! The answer waits for the `__transaction_state` record to be durable.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::add_partitions_to_txn_response::{
     AddPartitionsToTxnPartitionResult, AddPartitionsToTxnTopicResult,

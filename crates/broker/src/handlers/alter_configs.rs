@@ -6,7 +6,8 @@
 //! (`incremental_alter_configs.rs`).
 
 use super::Reply;
-use crate::state::{AdminError, Broker};
+use crate::broker::Broker;
+use crate::state::AdminError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{
     alter_configs_response, AlterConfigsRequest, AlterConfigsResponse, ResponseKind,
@@ -172,9 +173,10 @@ pub(super) fn result(
 ) -> (i16, Option<StrBytes>) {
     let outcome = change.and_then(|(target, overrides)| {
         let keys = overrides.keys().map(String::as_str);
-        if let (Target::Topic(_), Some(refused)) =
-            (&target, crate::internal::refuse_test_keys(broker, keys))
-        {
+        if let (Target::Topic(_), Some(refused)) = (
+            &target,
+            crate::internal::refuse_test_keys(&broker.config(), keys),
+        ) {
             return Err(refused);
         }
         match target {

@@ -1,7 +1,7 @@
 //! CreatePartitions (v0–v3): grow a topic to `count` partitions.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::create_partitions_response::CreatePartitionsTopicResult;
 use kafka_protocol::messages::{CreatePartitionsRequest, CreatePartitionsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;

@@ -3,7 +3,8 @@
 //! and config overrides validated by the registry. `validate_only` checks without creating.
 
 use super::Reply;
-use crate::state::{AdminError, Broker};
+use crate::broker::Broker;
+use crate::state::AdminError;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::create_topics_request::CreatableTopic;
 use kafka_protocol::messages::create_topics_response::{
@@ -85,7 +86,7 @@ fn create_one(
         })
         .collect();
     if let Some(refused) =
-        crate::internal::refuse_test_keys(broker, configs.iter().map(|c| c.0.as_str()))
+        crate::internal::refuse_test_keys(&broker.config(), configs.iter().map(|c| c.0.as_str()))
     {
         return Err(refused);
     }

@@ -1,7 +1,7 @@
 //! DeleteGroups (v0–v2): empty groups only; their offsets go with them.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::delete_groups_response::DeletableGroupResult;
 use kafka_protocol::messages::{DeleteGroupsRequest, DeleteGroupsResponse, ResponseKind};
 use std::sync::Arc;

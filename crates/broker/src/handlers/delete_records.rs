@@ -3,8 +3,8 @@
 //! watermark is OFFSET_OUT_OF_RANGE.
 
 use super::Reply;
+use crate::broker::Broker;
 use crate::partition::Partition;
-use crate::state::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_records_response::{
     DeleteRecordsPartitionResult, DeleteRecordsTopicResult,

@@ -1,7 +1,7 @@
 //! DeleteTopics (v1–v6): by name, or (v6) by topic id.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::delete_topics_response::DeletableTopicResult;
 use kafka_protocol::messages::{

@@ -3,7 +3,7 @@
 //! Broker resource `""` shows only the cluster-wide dynamic defaults, as in Kafka.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_configs_request::DescribeConfigsResource;
 use kafka_protocol::messages::describe_configs_response::{

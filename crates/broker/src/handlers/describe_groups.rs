@@ -2,7 +2,7 @@
 //! An unknown group is described as `Dead` with no error, as Kafka does before v6.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::describe_groups_response::{DescribedGroup, DescribedGroupMember};
 use kafka_protocol::messages::{DescribeGroupsRequest, DescribeGroupsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;

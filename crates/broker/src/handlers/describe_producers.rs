@@ -2,7 +2,7 @@
 //! with their epoch, last sequence and the start of their open transaction (-1 if none).
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::describe_producers_response::{
     PartitionResponse, ProducerState, TopicResponse,

@@ -1,7 +1,7 @@
 //! Heartbeat (v0–v4): keeps a member's session alive and tells it of rebalances.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::{HeartbeatRequest, HeartbeatResponse, ResponseKind};
 use std::sync::Arc;
 

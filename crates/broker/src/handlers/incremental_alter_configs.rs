@@ -4,7 +4,7 @@
 
 use super::alter_configs::{apply_op, check_resource, result};
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::{
     incremental_alter_configs_response, IncrementalAlterConfigsRequest,
     IncrementalAlterConfigsResponse, ResponseKind,

@@ -5,7 +5,7 @@
 //! CONCURRENT_TRANSACTIONS meanwhile, so the client retries).
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };

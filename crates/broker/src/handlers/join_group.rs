@@ -2,8 +2,8 @@
 
 use super::ConnectionInfo;
 use super::Reply;
+use crate::broker::Broker;
 use crate::groups::Pending;
-use crate::state::Broker;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;

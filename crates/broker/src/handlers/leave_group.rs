@@ -1,7 +1,7 @@
 //! LeaveGroup (v0–v5): one member (v0–v2) or a batch, by member id or instance id (v3+).
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::leave_group_response::MemberResponse;
 use kafka_protocol::messages::{LeaveGroupRequest, LeaveGroupResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;

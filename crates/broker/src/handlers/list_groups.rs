@@ -1,7 +1,7 @@
 //! ListGroups (v0–v5): every group, filtered by state (v4+) and type (v5+; all are classic).
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::list_groups_response::ListedGroup;
 use kafka_protocol::messages::{GroupId, ListGroupsRequest, ListGroupsResponse, ResponseKind};
 use kafka_protocol::protocol::StrBytes;

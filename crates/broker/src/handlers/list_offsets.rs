@@ -3,8 +3,8 @@
 //! whose timestamp is at or after T, found through the time index.
 
 use super::Reply;
+use crate::broker::Broker;
 use crate::partition::{Partition, LEADER_EPOCH};
-use crate::state::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::list_offsets_response::{
     ListOffsetsPartitionResponse, ListOffsetsTopicResponse,

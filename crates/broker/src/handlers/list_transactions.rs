@@ -2,7 +2,7 @@
 //! names, producer ids and (v1) how long the transaction has been running.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::list_transactions_response::TransactionState;
 use kafka_protocol::messages::{
     ListTransactionsRequest, ListTransactionsResponse, ProducerId, ResponseKind, TransactionalId,

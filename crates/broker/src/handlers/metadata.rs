@@ -6,8 +6,9 @@ use super::{
     Reply, AUTHORIZED_OPERATIONS_OMITTED, CLUSTER_AUTHORIZED_OPERATIONS,
     TOPIC_AUTHORIZED_OPERATIONS,
 };
+use crate::broker::Broker;
 use crate::partition::LEADER_EPOCH;
-use crate::state::{Broker, Topic};
+use crate::state::Topic;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::metadata_response::{
     MetadataResponseBroker, MetadataResponsePartition, MetadataResponseTopic,

@@ -43,7 +43,7 @@ mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
 
-use crate::state::Broker;
+use crate::broker::Broker;
 use bytes::{Buf, Bytes};
 use kafka_protocol::messages::{ApiKey, RequestHeader, RequestKind, ResponseKind};
 use kafka_protocol::protocol::decode_request_header_from_buffer;

@@ -2,7 +2,7 @@
 //! `__consumer_offsets`, acknowledged once durable (like `acks=all`).
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::offset_commit_response::{
     OffsetCommitResponsePartition, OffsetCommitResponseTopic,
 };

@@ -1,7 +1,7 @@
 //! OffsetDelete (v0): drops committed offsets of partitions the group does not consume.
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::offset_delete_response::{
     OffsetDeleteResponsePartition, OffsetDeleteResponseTopic,
 };

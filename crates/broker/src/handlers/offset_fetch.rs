@@ -4,7 +4,7 @@
 //! retries until the transaction ends).
 
 use super::Reply;
-use crate::state::Broker;
+use crate::broker::Broker;
 use kafka_protocol::messages::offset_fetch_response::{
     OffsetFetchResponseGroup, OffsetFetchResponsePartition, OffsetFetchResponsePartitions,
     OffsetFetchResponseTopic, OffsetFetchResponseTopics,

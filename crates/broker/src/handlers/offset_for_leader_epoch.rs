@@ -2,8 +2,8 @@
 //! offset of epoch 0 is the log end; a later epoch is unknown to us.
 
 use super::Reply;
+use crate::broker::Broker;
 use crate::partition::LEADER_EPOCH;
-use crate::state::Broker;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::offset_for_leader_epoch_response::{
     EpochEndOffset, OffsetForLeaderTopicResult,

@@ -4,7 +4,8 @@
 //! `acks=0` gets no response.
 
 use super::{close, DispatchError, Outcome, Pending, Reply};
-use crate::state::{AdminError, Broker, Topic};
+use crate::broker::Broker;
+use crate::state::{AdminError, Topic};
 use bytes::{Bytes, BytesMut};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{

@@ -1,8 +1,8 @@
 //! SyncGroup (v0–v5): the leader's assignment, handed to every member.
 
 use super::Reply;
+use crate::broker::Broker;
 use crate::groups::Pending;
-use crate::state::Broker;
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
 use klamm_coordinator::{errors, SyncOutcome, SyncRequest};

@@ -7,9 +7,9 @@
 use bytes::{Buf, Bytes, BytesMut};
 use kafka_protocol::messages::{RequestHeader, ResponseHeader};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use klamm_broker::broker::Broker;
 use klamm_broker::clock::ManualClock;
 use klamm_broker::handlers::{self, ConnectionInfo, Outcome, Pending};
-use klamm_broker::state::Broker;
 use klamm_config::{Config, LoadOptions};
 use std::sync::Arc;
 
