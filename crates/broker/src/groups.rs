@@ -7,14 +7,12 @@
 //! parked before any effect that answers it is delivered. It is never held across an
 //! `.await`.
 
+use crate::internal_log::{self, Record, Replayed};
 use crate::partition::Partition;
 use crate::state::{AdminError, State, Topic};
-use bytes::Bytes;
 use klamm_config::Config;
 use klamm_coordinator::{Answer, Coordinator, Effects, GroupConfig, JoinOutcome, SyncOutcome};
-use klamm_protocol::batch::{self, ProduceLimits};
-use klamm_protocol::group_records::partition_for_group;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use tokio::sync::oneshot;
 
@@ -151,40 +149,31 @@ impl GroupCoordinator {
     /// Rebuilds the state from `__consumer_offsets`, if it exists. Called before listeners
     /// are bound, so no request sees a half-loaded coordinator.
     pub fn replay(&self, broker: &State) -> anyhow::Result<()> {
-        let Some(topic) = broker.topic(OFFSETS_TOPIC) else {
-            return Ok(());
-        };
         let now = broker.now_ms();
         let mut inner = self.lock();
-        let (mut records, mut skipped) = (0u64, 0u64);
-        for p in &topic.partitions {
-            p.replay(|h, bytes| {
-                if h.is_control() {
-                    // A transaction's end: its offsets are committed or dropped.
-                    if let Some(commit) = batch::marker_of(bytes) {
-                        inner.coordinator.end_txn(h.producer_id, commit, now);
-                    }
-                    return Ok(());
-                }
-                for (key, value) in batch::decode_key_values(bytes)? {
-                    let Some(key) = key else { continue };
-                    records += 1;
-                    let replayed = if h.is_transactional() {
-                        inner.coordinator.replay_txn(h.producer_id, key, value)
-                    } else {
-                        inner.coordinator.replay(key, value, now)
-                    };
-                    if let Err(e) = replayed {
-                        skipped += 1;
-                        tracing::warn!(partition = p.index, error = %e, "skipping unreadable __consumer_offsets record");
-                    }
-                }
+        let counts = internal_log::replay(broker, OFFSETS_TOPIC, |replayed| match replayed {
+            // A transaction's end: its offsets are committed or dropped.
+            Replayed::Marker {
+                producer_id,
+                commit,
+            } => {
+                inner.coordinator.end_txn(producer_id, commit, now);
                 Ok(())
-            })?;
-        }
+            }
+            Replayed::Record {
+                producer_id: Some(pid),
+                key,
+                value,
+            } => inner.coordinator.replay_txn(pid, key, value),
+            Replayed::Record {
+                producer_id: None,
+                key,
+                value,
+            } => inner.coordinator.replay(key, value, now),
+        })?;
         tracing::info!(
-            records,
-            skipped,
+            records = counts.records,
+            skipped = counts.skipped,
             groups = inner.coordinator.list().len(),
             "consumer groups loaded"
         );
@@ -210,62 +199,22 @@ fn apply(broker: &State, inner: &mut Inner, effects: Effects) -> Durable {
             let _ = tx.send(outcome);
         }
     }
-    if effects.records.is_empty() && effects.txn_records.is_empty() {
-        return None;
-    }
-    let topic = match offsets_topic(broker) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e.message, "cannot create __consumer_offsets; group state is not persisted");
-            return None;
-        }
-    };
-    // Keyed by partition and, for TxnOffsetCommit records, the producer writing them.
-    type BatchKey = (i32, Option<(i64, i16)>);
-    let mut by_partition: BTreeMap<BatchKey, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
-    let count = topic.partitions.len() as i32;
-    for r in effects.records {
-        let p = partition_for_group(&r.group, count);
-        by_partition
-            .entry((p, None))
-            .or_default()
-            .push((r.key, r.value));
-    }
-    for (pid, epoch, r) in effects.txn_records {
-        let p = partition_for_group(&r.group, count);
-        by_partition
-            .entry((p, Some((pid, epoch))))
-            .or_default()
-            .push((r.key, r.value));
-    }
-    let mut durable = None;
-    for ((index, producer), records) in by_partition {
-        let Some(partition) = topic.partition(index) else {
-            continue;
-        };
-        let bytes = match producer {
-            None => batch::encode_key_values(&records, broker.now_ms()),
-            Some(producer) => batch::encode_txn_key_values(&records, broker.now_ms(), producer),
-        };
-        let limits = ProduceLimits {
-            max_batch_bytes: usize::MAX,
-            produce_version: i16::MAX,
-        };
-        let appended = batch::validate_produce(&bytes, limits)
-            .map_err(|e| e.to_string())
-            .and_then(|batches| {
-                partition
-                    .append(&bytes, &batches, broker.now_ms(), false)
-                    .map_err(|e| e.to_string())
-            });
-        match appended {
-            Ok(info) => durable = Some((partition.clone(), info.last_offset)),
-            Err(e) => {
-                tracing::error!(partition = index, error = %e, "cannot append to __consumer_offsets")
-            }
-        }
-    }
-    durable
+    let plain = effects.records.into_iter().map(|r| Record {
+        routing_key: r.group,
+        producer: None,
+        key: r.key,
+        value: r.value,
+    });
+    let transactional = effects
+        .txn_records
+        .into_iter()
+        .map(|(pid, epoch, r)| Record {
+            routing_key: r.group,
+            producer: Some((pid, epoch)),
+            key: r.key,
+            value: r.value,
+        });
+    internal_log::append(broker, OFFSETS_TOPIC, plain.chain(transactional).collect()).pop()
 }
 
 impl GroupCoordinator {

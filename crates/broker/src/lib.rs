@@ -23,6 +23,7 @@ pub mod fd_limit;
 pub mod groups;
 pub mod handlers;
 pub mod internal;
+pub mod internal_log;
 pub mod metadata;
 pub mod metrics;
 pub mod partition;

@@ -8,14 +8,11 @@
 //! The mutex is held while a transactional produce is verified and appended, so a marker can
 //! never be written between the check and the append. Never held across an `.await`.
 
+use crate::internal_log::{self, Record, Replayed};
 use crate::partition::Partition;
 use crate::state::{AdminError, State, Topic};
-use bytes::Bytes;
 use klamm_coordinator::txn::errors;
 use klamm_coordinator::{Markers, TxnConfig, TxnCoordinator, TxnEffects};
-use klamm_protocol::batch::{self, ProduceLimits};
-use klamm_protocol::group_records::partition_for_group;
-use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 pub use crate::internal::TXN_TOPIC;
@@ -79,27 +76,14 @@ impl TxnDriver {
     /// Rebuilds the state from `__transaction_state`, if it exists. Called before the
     /// listeners bind; [`recover`] then completes what was being prepared.
     pub fn replay(&self, broker: &State) -> anyhow::Result<()> {
-        let Some(topic) = broker.topic(TXN_TOPIC) else {
-            return Ok(());
-        };
         let mut inner = self.lock();
-        let (mut records, mut skipped) = (0u64, 0u64);
-        for p in &topic.partitions {
-            p.replay(|_, bytes| {
-                for (key, value) in batch::decode_key_values(bytes)? {
-                    let Some(key) = key else { continue };
-                    records += 1;
-                    if let Err(e) = inner.replay(key, value) {
-                        skipped += 1;
-                        tracing::warn!(partition = p.index, error = %e, "skipping unreadable __transaction_state record");
-                    }
-                }
-                Ok(())
-            })?;
-        }
+        let counts = internal_log::replay(broker, TXN_TOPIC, |replayed| match replayed {
+            Replayed::Record { key, value, .. } => inner.replay(key, value),
+            Replayed::Marker { .. } => Ok(()), // no transaction writes to this topic
+        })?;
         tracing::info!(
-            records,
-            skipped,
+            records = counts.records,
+            skipped = counts.skipped,
             transactional_ids = inner.all().count(),
             preparing = inner.preparing().len(),
             "transactions loaded"
@@ -126,47 +110,16 @@ impl TxnDriver {
 
 /// Appends `__transaction_state` records, each to its transactional id's partition.
 fn append_records(broker: &State, records: Vec<klamm_coordinator::TxnRecord>) -> Waits {
-    if records.is_empty() {
-        return Vec::new();
-    }
-    let topic = match transaction_topic(broker) {
-        Ok(t) => t,
-        Err(e) => {
-            tracing::error!(error = %e.message, "cannot create __transaction_state; transaction state is not persisted");
-            return Vec::new();
-        }
-    };
-    let mut by_partition: BTreeMap<i32, Vec<(Bytes, Option<Bytes>)>> = BTreeMap::new();
-    for r in records {
-        let p = partition_for_group(&r.transactional_id, topic.partitions.len() as i32);
-        by_partition.entry(p).or_default().push((r.key, r.value));
-    }
-    let mut waits = Vec::new();
-    for (index, records) in by_partition {
-        let Some(partition) = topic.partition(index) else {
-            continue;
-        };
-        let now = broker.now_ms();
-        let bytes = batch::encode_key_values(&records, now);
-        let limits = ProduceLimits {
-            max_batch_bytes: usize::MAX,
-            produce_version: i16::MAX,
-        };
-        let appended = batch::validate_produce(&bytes, limits)
-            .map_err(|e| e.to_string())
-            .and_then(|batches| {
-                partition
-                    .append(&bytes, &batches, now, false)
-                    .map_err(|e| e.to_string())
-            });
-        match appended {
-            Ok(info) => waits.push((partition.clone(), info.last_offset)),
-            Err(e) => {
-                tracing::error!(partition = index, error = %e, "cannot append to __transaction_state")
-            }
-        }
-    }
-    waits
+    let records = records
+        .into_iter()
+        .map(|r| Record {
+            routing_key: r.transactional_id,
+            producer: None,
+            key: r.key,
+            value: r.value,
+        })
+        .collect();
+    internal_log::append(broker, TXN_TOPIC, records)
 }
 
 /// Waits until every append is visible (durable under `log.flush.policy=always`).
