@@ -180,6 +180,8 @@ pub async fn run(
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     };
+    // Connections accepted but not yet served are closed, not left waiting.
+    drop(conn_rx);
     let timeout = Duration::from_millis(broker.settings.shutdown_timeout_ms);
     drain(&broker, acceptors, connections, stop_connections, timeout).await;
     // Tasks stop after the connections: acknowledgements being drained need the flusher.

@@ -28,6 +28,10 @@ pub struct Tasks {
     set: JoinSet<()>,
     names: HashMap<Id, &'static str>,
     stop: StopSender,
+    /// The flushers: stopped only once every other task has, since a task finishing its
+    /// unit of work (a timed-out transaction's markers) may wait for an fsync.
+    last: std::collections::HashSet<Id>,
+    stop_last: StopSender,
 }
 
 impl Default for Tasks {
@@ -39,10 +43,13 @@ impl Default for Tasks {
 impl Tasks {
     pub fn new() -> Tasks {
         let (stop, _) = shutdown::channel();
+        let (stop_last, _) = shutdown::channel();
         Tasks {
             set: JoinSet::new(),
             names: HashMap::new(),
             stop,
+            last: std::collections::HashSet::new(),
+            stop_last,
         }
     }
 
@@ -54,6 +61,22 @@ impl Tasks {
     pub fn spawn(&mut self, name: &'static str, task: impl Future<Output = ()> + Send + 'static) {
         let handle = self.set.spawn(task);
         self.names.insert(handle.id(), name);
+    }
+
+    /// Spawns a task stopped after all the others (`task` gets [`Tasks::last_stop_signal`]).
+    pub fn spawn_last(
+        &mut self,
+        name: &'static str,
+        task: impl Future<Output = ()> + Send + 'static,
+    ) {
+        let handle = self.set.spawn(task);
+        self.names.insert(handle.id(), name);
+        self.last.insert(handle.id());
+    }
+
+    /// The stop signal of the tasks spawned with [`Tasks::spawn_last`].
+    pub fn last_stop_signal(&self) -> Stop {
+        self.stop_last.subscribe()
     }
 
     /// Resolves when a task ends before the stop signal (never, while all run): the error
@@ -76,9 +99,15 @@ impl Tasks {
     }
 
     /// Sends the stop signal and waits up to `within` for every task to finish its unit of
-    /// work; the ones still running then are aborted, and their names returned.
+    /// work — the ones spawned with [`Tasks::spawn_last`] are signalled once all others
+    /// have ended; the ones still running at the deadline are aborted, and their names
+    /// returned.
     pub async fn stop(mut self, within: Duration) -> Vec<&'static str> {
         self.stop.stop();
+        let mut first = self.names.len() - self.last.len();
+        if first == 0 {
+            self.stop_last.stop();
+        }
         let deadline = tokio::time::Instant::now() + within;
         loop {
             match tokio::time::timeout_at(deadline, self.set.join_next_with_id()).await {
@@ -91,6 +120,12 @@ impl Tasks {
                     let name = self.names.remove(&id).unwrap_or("unnamed");
                     if let Err(e) = ended {
                         tracing::error!(task = name, error = %e, "background task failed while stopping");
+                    }
+                    if !self.last.remove(&id) {
+                        first = first.saturating_sub(1);
+                        if first == 0 {
+                            self.stop_last.stop();
+                        }
                     }
                 }
                 Err(_) => {
@@ -119,9 +154,9 @@ pub fn spawn_broker_tasks(
     broker: &Arc<Broker>,
     queue: mpsc::UnboundedReceiver<Arc<Partition>>,
 ) {
-    tasks.spawn(
+    tasks.spawn_last(
         "flusher",
-        partition::run_flusher(queue, tasks.stop_signal()),
+        partition::run_flusher(queue, tasks.last_stop_signal()),
     );
     tasks.spawn(
         "group-ticker",
@@ -142,12 +177,12 @@ pub fn spawn_broker_tasks(
     tasks.spawn("cleaner", run_cleaner(broker.clone(), tasks.stop_signal()));
     if broker.settings.flush_policy == klamm_config::FlushPolicy::Interval {
         let (b, c) = (broker.clone(), broker.clone());
-        tasks.spawn(
+        tasks.spawn_last(
             "interval-flusher",
             partition::run_interval_flusher(
                 move || b.all_partitions(),
                 move || Duration::from_millis(c.config().broker().flush_interval_ms.max(1)),
-                tasks.stop_signal(),
+                tasks.last_stop_signal(),
             ),
         );
     }
@@ -283,5 +318,26 @@ mod tests {
         let cut = tasks.stop(Duration::from_millis(500)).await;
         assert_eq!(cut, vec!["never-stops"]);
         assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_last_tasks_stop_only_after_all_the_others() {
+        let mut tasks = Tasks::new();
+        let order = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (mut early, mut late) = (tasks.stop_signal(), tasks.last_stop_signal());
+        let o = order.clone();
+        tasks.spawn("ticker", async move {
+            early.wait().await;
+            // Its last unit of work needs the flusher, which must still run.
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            o.lock().unwrap().push("ticker");
+        });
+        let o = order.clone();
+        tasks.spawn_last("flusher", async move {
+            late.wait().await;
+            o.lock().unwrap().push("flusher");
+        });
+        assert!(tasks.stop(Duration::from_secs(5)).await.is_empty());
+        assert_eq!(*order.lock().unwrap(), vec!["ticker", "flusher"]);
     }
 }
