@@ -94,6 +94,7 @@ impl Tasks {
             Err(e) => (e.id(), "was cancelled".to_string()),
         };
         let name = self.names.remove(&id).unwrap_or("unnamed");
+        self.last.remove(&id);
         tracing::error!(task = name, "background task {why}; the broker stops");
         anyhow::anyhow!("background task {name} {why}")
     }
@@ -104,7 +105,12 @@ impl Tasks {
     /// returned.
     pub async fn stop(mut self, within: Duration) -> Vec<&'static str> {
         self.stop.stop();
-        let mut first = self.names.len() - self.last.len();
+        // Tasks still running that are not spawned last.
+        let mut first = self
+            .names
+            .keys()
+            .filter(|id| !self.last.contains(id))
+            .count();
         if first == 0 {
             self.stop_last.stop();
         }
@@ -318,6 +324,17 @@ mod tests {
         let cut = tasks.stop(Duration::from_millis(500)).await;
         assert_eq!(cut, vec!["never-stops"]);
         assert!(finished.load(std::sync::atomic::Ordering::SeqCst));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_failed_last_task_does_not_hold_back_the_stop_of_the_others() {
+        let mut tasks = Tasks::new();
+        let mut late = tasks.last_stop_signal();
+        tasks.spawn_last("flusher", async { panic!("fsync thread gone") });
+        tasks.spawn_last("interval-flusher", async move { late.wait().await });
+        assert!(tasks.failed().await.to_string().contains("flusher"));
+        // No first-stage task is left: the remaining last task is signalled at once.
+        assert!(tasks.stop(Duration::from_secs(5)).await.is_empty());
     }
 
     #[tokio::test(start_paused = true)]
