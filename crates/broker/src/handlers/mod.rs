@@ -103,7 +103,7 @@ pub fn dispatch(
     // decoding and the handler's synchronous part (an append under the partition lock,
     // a topic creation) as well as any wait.
     let started = Instant::now();
-    let (peek, header, request) = match decode(frame)? {
+    let (peek, header, request, row) = match decode(frame)? {
         Decoded::NewerApiVersions(peek) => {
             // A newer client: answer in v0 with UNSUPPORTED_VERSION and our table, so it
             // retries with a version we share.
@@ -120,9 +120,9 @@ pub fn dispatch(
             peek,
             header,
             request,
-        } => (peek, header, request),
+            row,
+        } => (peek, header, request, row),
     };
-    let row = registry::row(peek.api_key).expect("decode admits only served APIs");
     let api = row.support.api;
     if broker.settings.metrics_enabled {
         crate::metrics::metrics()
@@ -137,7 +137,7 @@ pub fn dispatch(
         info,
     };
     let reply = (row.handle)(&ctx, request)?;
-    Ok(finish(broker, reply, peek, api, started))
+    Ok(finish(broker, reply, peek, row, started))
 }
 
 /// What a frame is, decided before any handler runs (and all the fuzzer may reach without
@@ -154,6 +154,8 @@ pub enum Decoded {
         peek: HeaderPeek,
         header: RequestHeader,
         request: RequestKind,
+        /// The API's row in the registry: its handler and error extraction.
+        row: &'static registry::Row,
     },
 }
 
@@ -168,12 +170,12 @@ pub fn decode(frame: Bytes) -> Result<Decoded, DispatchError> {
     if api == ApiKey::Produce && (0..=2).contains(&peek.api_version) {
         return Ok(Decoded::LegacyProduce(frame, peek));
     }
-    if !registry::is_served(peek.api_key, peek.api_version) {
+    let Some(row) = registry::row(peek.api_key).filter(|r| r.serves(peek.api_version)) else {
         return Err(close(format!(
             "{api:?} v{} is not supported",
             peek.api_version
         )));
-    }
+    };
     let mut buf = frame;
     let header = decode_request_header_from_buffer(&mut buf)
         .map_err(|e| close(format!("malformed {api:?} request header: {e}")))?;
@@ -198,6 +200,7 @@ pub fn decode(frame: Bytes) -> Result<Decoded, DispatchError> {
         peek,
         header,
         request,
+        row,
     })
 }
 
@@ -230,7 +233,8 @@ pub fn note_slow(broker: &Broker, api: &'static str, took: std::time::Duration) 
     }
 }
 
-fn observe(broker: &Broker, api: ApiKey, body: &ResponseKind, started: Instant) {
+fn observe(broker: &Broker, row: &registry::Row, body: &ResponseKind, started: Instant) {
+    let api = row.support.api;
     let name = api_name(api);
     if api != ApiKey::Fetch {
         // Fetch records its own time, without the long-poll wait.
@@ -245,8 +249,7 @@ fn observe(broker: &Broker, api: ApiKey, body: &ResponseKind, started: Instant) 
             .with_label_values(&[name])
             .observe(started.elapsed().as_secs_f64());
     }
-    let codes = registry::row(api as i16).map_or(Vec::new(), |row| (row.errors)(body));
-    for code in codes.into_iter().filter(|c| *c != 0) {
+    for code in (row.errors)(body).into_iter().filter(|c| *c != 0) {
         m.request_errors
             .with_label_values(&[name, &klamm_protocol::errors::error_name(code)])
             .inc();
@@ -261,20 +264,20 @@ fn finish(
     broker: &Arc<Broker>,
     reply: Reply,
     peek: HeaderPeek,
-    api: ApiKey,
+    row: &'static registry::Row,
     started: Instant,
 ) -> Pending {
-    let (id, version) = (peek.correlation_id, peek.api_version);
+    let (id, version, api) = (peek.correlation_id, peek.api_version, row.support.api);
     match reply {
         Reply::Now(body) => {
-            observe(broker, api, &body, started);
+            observe(broker, row, &body, started);
             ready(encode(id, api, version, &body))
         }
         Reply::Later(fut) => Box::pin({
             let broker = broker.clone();
             async move {
                 let body = fut.await;
-                observe(&broker, api, &body, started);
+                observe(&broker, row, &body, started);
                 encode(id, api, version, &body)
             }
         }),

@@ -223,9 +223,16 @@ pub fn row(api_key: i16) -> Option<&'static Row> {
     ROWS.iter().find(|r| r.support.api as i16 == api_key)
 }
 
+impl Row {
+    /// Whether this API is served in `version`.
+    pub fn serves(&self, version: i16) -> bool {
+        (self.support.served_min..=self.support.max).contains(&version)
+    }
+}
+
 /// Whether Klamm serves `(api_key, version)`.
 pub fn is_served(api_key: i16, version: i16) -> bool {
-    row(api_key).is_some_and(|r| (r.support.served_min..=r.support.max).contains(&version))
+    row(api_key).is_some_and(|r| r.serves(version))
 }
 
 /// The ApiVersions response for `error_code` (0, or UNSUPPORTED_VERSION for the fallback).
