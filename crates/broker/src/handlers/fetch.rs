@@ -26,8 +26,6 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
     let started = Instant::now();
     let deadline = started + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let repeats = repeated_partitions(&request);
-    // Watched before reading, so an append between the read and the wait still wakes it.
-    let mut watches = watch_partitions(broker, &request);
     let (response, done) = build(broker, &request, repeats.as_ref());
     if done {
         record(broker, &response, started.elapsed(), Duration::ZERO);
@@ -37,19 +35,12 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
     let mut draining = broker.draining();
     Reply::Later(Box::pin(async move {
         let mut waited = Duration::ZERO;
+        let mut timed_out = false;
         loop {
-            let wait_started = Instant::now();
-            // At shutdown a long poll answers with what it has, as at its deadline.
-            let timed_out = tokio::select! {
-                _ = tokio::time::sleep_until(deadline) => true,
-                _ = draining.wait() => true,
-                _ = any_moved(&mut watches) => false,
-            };
-            waited += wait_started.elapsed();
-            if !timed_out && broker.settings.metrics_enabled {
-                crate::metrics::metrics().fetch_wakeups.inc();
-            }
-            watches = watch_partitions(&broker, &request);
+            // Watched before each read (the first one again, now that it parks), so an
+            // append between the read and the wait still wakes it; an answer that goes out
+            // at once never subscribes.
+            let mut watches = watch_partitions(&broker, &request);
             let (response, done) = build(&broker, &request, repeats.as_ref());
             if done || timed_out {
                 record(
@@ -59,6 +50,17 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
                     waited,
                 );
                 return ResponseKind::Fetch(response);
+            }
+            let wait_started = Instant::now();
+            // At shutdown a long poll answers with what it has, as at its deadline.
+            timed_out = tokio::select! {
+                _ = tokio::time::sleep_until(deadline) => true,
+                _ = draining.wait() => true,
+                _ = any_moved(&mut watches) => false,
+            };
+            waited += wait_started.elapsed();
+            if !timed_out && broker.settings.metrics_enabled {
+                crate::metrics::metrics().fetch_wakeups.inc();
             }
         }
     }))
