@@ -7,16 +7,14 @@
 //! parked before any effect that answers it is delivered. It is never held across an
 //! `.await`.
 
+use crate::internal::OFFSETS_TOPIC;
 use crate::internal_log::{self, Record, Replayed};
-use crate::partition::Partition;
-use crate::state::{AdminError, State, Topic};
+use crate::state::State;
 use klamm_config::Config;
 use klamm_coordinator::{Answer, Coordinator, Effects, GroupConfig, JoinOutcome, SyncOutcome};
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
-
-pub use crate::internal::OFFSETS_TOPIC;
 
 type Key = (String, String);
 
@@ -37,7 +35,7 @@ pub enum Pending<T> {
 }
 
 /// Where the records of a call went: the response waits until they are durable.
-pub type Durable = Option<(Arc<Partition>, i64)>;
+pub type Durable = Option<internal_log::Appended>;
 
 pub fn group_config(config: &Config) -> GroupConfig {
     let g = config.groups();
@@ -114,6 +112,11 @@ impl GroupCoordinator {
         }
     }
 
+    /// One tick at the state clock's now: session, rebalance and join timers fire.
+    pub fn tick(&self, state: &State) {
+        self.with(state, |c| ((), c.tick(state.now_ms())));
+    }
+
     pub fn sync(
         &self,
         broker: &State,
@@ -181,11 +184,6 @@ impl GroupCoordinator {
     }
 }
 
-/// The `__consumer_offsets` topic, created on first use (as Kafka does).
-pub fn offsets_topic(broker: &State) -> Result<Arc<Topic>, AdminError> {
-    broker.internal_topic(OFFSETS_TOPIC)
-}
-
 /// Delivers answers to parked requests and appends records, grouped per partition. Returns
 /// the partition and last offset of the last append, for responses that must wait for it.
 fn apply(broker: &State, inner: &mut Inner, effects: Effects) -> Durable {
@@ -215,11 +213,4 @@ fn apply(broker: &State, inner: &mut Inner, effects: Effects) -> Durable {
             value: r.value,
         });
     internal_log::append(broker, OFFSETS_TOPIC, plain.chain(transactional).collect()).pop()
-}
-
-impl GroupCoordinator {
-    /// One tick at the state clock's now: session, rebalance and join timers fire.
-    pub fn tick(&self, state: &State) {
-        self.with(state, |c| ((), c.tick(state.now_ms())));
-    }
 }

@@ -8,17 +8,15 @@
 //! The mutex is held while a transactional produce is verified and appended, so a marker can
 //! never be written between the check and the append. Never held across an `.await`.
 
+use crate::internal::TXN_TOPIC;
 use crate::internal_log::{self, Record, Replayed};
-use crate::partition::Partition;
-use crate::state::{AdminError, State, Topic};
+use crate::state::State;
 use klamm_coordinator::txn::errors;
 use klamm_coordinator::{Markers, TxnConfig, TxnCoordinator, TxnEffects};
 use std::sync::{Arc, Mutex, MutexGuard};
 
-pub use crate::internal::TXN_TOPIC;
-
 /// Appends that a response (or the next step) must see durable: `(partition, last offset)`.
-pub type Waits = Vec<(Arc<Partition>, i64)>;
+pub type Waits = Vec<internal_log::Appended>;
 
 pub struct TxnDriver {
     inner: Mutex<TxnCoordinator>,
@@ -32,11 +30,6 @@ pub fn txn_config(broker_config: &klamm_config::Config) -> TxnConfig {
         abort_check_interval_ms: t.abort_check_interval_ms,
         expiry_check_interval_ms: t.expiry_check_interval_ms,
     }
-}
-
-/// `__transaction_state`, created on first use (as Kafka does).
-pub fn transaction_topic(broker: &State) -> Result<Arc<Topic>, AdminError> {
-    broker.internal_topic(TXN_TOPIC)
 }
 
 /// PRODUCER_FENCED as clients older than `fenced_since` know it: INVALID_PRODUCER_EPOCH.

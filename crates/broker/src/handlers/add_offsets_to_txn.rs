@@ -3,6 +3,7 @@
 
 use super::Reply;
 use crate::broker::Broker;
+use crate::internal::OFFSETS_TOPIC;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::{AddOffsetsToTxnRequest, AddOffsetsToTxnResponse, ResponseKind};
 use klamm_protocol::group_records::partition_for_group;
@@ -12,7 +13,7 @@ use std::sync::Arc;
 const FENCED_SINCE_VERSION: i16 = 2;
 
 pub fn handle(broker: &Arc<Broker>, request: AddOffsetsToTxnRequest, version: i16) -> Reply {
-    let topic = match crate::groups::offsets_topic(broker) {
+    let topic = match broker.internal_topic(OFFSETS_TOPIC) {
         Ok(t) => t,
         Err(e) => {
             tracing::error!(error = %e.message, "cannot create __consumer_offsets");
@@ -30,7 +31,7 @@ pub fn handle(broker: &Arc<Broker>, request: AddOffsetsToTxnRequest, version: i1
         ));
     }
     let partition = (
-        crate::groups::OFFSETS_TOPIC.to_string(),
+        OFFSETS_TOPIC.to_string(),
         partition_for_group(group, topic.partitions.len() as i32),
     );
     let (code, waits, complete) = broker.txns.with(broker, |c| {

@@ -4,6 +4,7 @@
 use super::ConnectionInfo;
 use super::Reply;
 use crate::broker::Broker;
+use crate::internal::{OFFSETS_TOPIC, TXN_TOPIC};
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::find_coordinator_response::Coordinator;
 use kafka_protocol::messages::{
@@ -27,12 +28,12 @@ pub fn handle(
     let node = BrokerId(broker.settings.node_id);
     let error = if request.key_type == KEY_TYPE_GROUP {
         // Create __consumer_offsets now, as Kafka does, so the first commit does not pay for it.
-        crate::groups::offsets_topic(broker).err().map(|e| {
+        broker.internal_topic(OFFSETS_TOPIC).err().map(|e| {
             tracing::error!(error = %e.message, "cannot create __consumer_offsets");
             ResponseError::CoordinatorNotAvailable
         })
     } else if request.key_type == KEY_TYPE_TRANSACTION {
-        crate::txn::transaction_topic(broker).err().map(|e| {
+        broker.internal_topic(TXN_TOPIC).err().map(|e| {
             tracing::error!(error = %e.message, "cannot create __transaction_state");
             ResponseError::CoordinatorNotAvailable
         })

@@ -6,6 +6,7 @@
 
 use super::Reply;
 use crate::broker::Broker;
+use crate::internal::OFFSETS_TOPIC;
 use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
@@ -35,14 +36,14 @@ pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> Reply {
         .collect();
     let group_id = request.group_id.0.as_str().to_string();
     let count = offsets.len();
-    let (errs, durable) = match crate::groups::offsets_topic(broker) {
+    let (errs, durable) = match broker.internal_topic(OFFSETS_TOPIC) {
         Err(e) => {
             tracing::error!(error = %e.message, "cannot create __consumer_offsets");
             (vec![15i16; count], None) // COORDINATOR_NOT_AVAILABLE
         }
         Ok(topic) => {
             let offsets_partition = (
-                crate::groups::OFFSETS_TOPIC,
+                OFFSETS_TOPIC,
                 partition_for_group(&group_id, topic.partitions.len() as i32),
             );
             // Held while the offsets are written, so the transaction cannot end in between.
