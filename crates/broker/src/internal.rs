@@ -18,7 +18,7 @@ pub const OFFSETS_TOPIC: &str = "__consumer_offsets";
 pub const TXN_TOPIC: &str = "__transaction_state";
 
 /// Every internal topic. A later internal topic is one more row here (and one more arm in
-/// `Broker::internal_topic`, which creates them).
+/// `State::internal_topic`, which creates them).
 pub const INTERNAL_TOPICS: [&str; 2] = [OFFSETS_TOPIC, TXN_TOPIC];
 
 /// Topic configs an internal topic keeps whatever a client asks: both are compacted logs of

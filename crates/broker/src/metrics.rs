@@ -42,6 +42,12 @@ const LATENCY_BUCKETS_SECONDS: &[f64] = &[
     5.0, 10.0, 30.0,
 ];
 
+fn counter(r: &Registry, name: &str, help: &str) -> IntCounter {
+    let c = IntCounter::new(name, help).expect("valid metric");
+    r.register(Box::new(c.clone())).expect("registered once");
+    c
+}
+
 fn counter_vec(r: &Registry, name: &str, help: &str, labels: &[&str]) -> IntCounterVec {
     let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
     r.register(Box::new(c.clone())).expect("registered once");
@@ -154,42 +160,10 @@ impl Metrics {
                 "Requests slower than request.slow.log.ms.",
                 &["api"],
             ),
-            cleaner_bytes_read: {
-                let c = IntCounter::new(
-                    "klamm_cleaner_read_bytes_total",
-                    "Bytes of log the cleaner (compaction) read.",
-                )
-                .expect("valid metric");
-                r.register(Box::new(c.clone())).expect("registered once");
-                c
-            },
-            cleaner_bytes_written: {
-                let c = IntCounter::new(
-                    "klamm_cleaner_written_bytes_total",
-                    "Bytes of compacted log the cleaner wrote.",
-                )
-                .expect("valid metric");
-                r.register(Box::new(c.clone())).expect("registered once");
-                c
-            },
-            fetch_wakeups: {
-                let c = IntCounter::new(
-                    "klamm_fetch_wakeups_total",
-                    "Times a parked long-poll Fetch was woken by a high watermark move of one of its own partitions.",
-                )
-                .expect("valid metric");
-                r.register(Box::new(c.clone())).expect("registered once");
-                c
-            },
-            retention_deleted_segments: {
-                let c = IntCounter::new(
-                    "klamm_retention_deleted_segments_total",
-                    "Segments deleted by retention (retention.ms / retention.bytes).",
-                )
-                .expect("valid metric");
-                r.register(Box::new(c.clone())).expect("registered once");
-                c
-            },
+            cleaner_bytes_read: counter(&r, "klamm_cleaner_read_bytes_total", "Bytes of log the cleaner (compaction) read."),
+            cleaner_bytes_written: counter(&r, "klamm_cleaner_written_bytes_total", "Bytes of compacted log the cleaner wrote."),
+            fetch_wakeups: counter(&r, "klamm_fetch_wakeups_total", "Times a parked long-poll Fetch was woken by a high watermark move of one of its own partitions."),
+            retention_deleted_segments: counter(&r, "klamm_retention_deleted_segments_total", "Segments deleted by retention (retention.ms / retention.bytes)."),
             registry: r,
         }
     }

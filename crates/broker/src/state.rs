@@ -49,10 +49,10 @@ impl Topic {
 pub use crate::admin_error::AdminError;
 
 pub struct State {
-    /// Swapped whole when a dynamic broker config changes; read it through [`Broker::config`].
+    /// Swapped whole when a dynamic broker config changes; read it through [`State::config`].
     config: RwLock<Arc<Config>>,
     /// The startup values of the static keys. Dynamic keys (`max.connections`, the topic
-    /// defaults, the cleaner's limits) must be read from [`Broker::config`] at use.
+    /// defaults, the cleaner's limits) must be read from [`State::config`] at use.
     pub settings: BrokerSettings,
     pub cluster_id: String,
     data_dir: PathBuf,
