@@ -148,7 +148,7 @@ pub enum Decoded {
     /// ApiVersions in a version newer than ours; its body is not decoded (its format is
     /// unknown to us).
     NewerApiVersions(HeaderPeek),
-    /// Produce v0–v2 (message formats 0 and 1), answered by [`produce::legacy`].
+    /// Produce v0–v2 (message formats 0 and 1), answered by `produce::legacy`.
     LegacyProduce(Bytes, HeaderPeek),
     Request {
         peek: HeaderPeek,
