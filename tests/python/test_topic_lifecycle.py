@@ -181,7 +181,10 @@ def test_delete_and_recreate_while_producers_write(broker_factory):
             time.sleep(0.2)
             delete_topic(b.bootstrap, topic)
             create_topic(b.bootstrap, topic, 4, small)
-        time.sleep(0.5)
+        # The writers reach the last incarnation once their metadata and retry backoffs
+        # catch up: wait for that rather than a fixed time.
+        wait_for(lambda: sum(latest_offsets(b.bootstrap, topic, 4).values()) > 0,
+                 "the writers to reach the last incarnation")
     finally:
         stop.set()
         for w in writers:

@@ -120,9 +120,12 @@ impl Partition {
         now_ms: i64,
         log_append_time: bool,
     ) -> Result<AppendInfo, AppendError> {
-        let info = self
-            .log()
-            .append(records, batches, now_ms, LEADER_EPOCH, log_append_time)?;
+        let info = {
+            let mut log = self.log();
+            let info = log.append(records, batches, now_ms, LEADER_EPOCH, log_append_time)?;
+            self.flush_rolls(&log);
+            info
+        };
         if info.duplicate {
             return Ok(info);
         }
@@ -142,11 +145,23 @@ impl Partition {
         commit: bool,
         now_ms: i64,
     ) -> std::io::Result<i64> {
-        let offset = self
-            .log()
-            .append_marker(producer, commit, 0, now_ms, LEADER_EPOCH)?;
+        let offset = {
+            let mut log = self.log();
+            let offset = log.append_marker(producer, commit, 0, now_ms, LEADER_EPOCH)?;
+            self.flush_rolls(&log);
+            offset
+        };
         self.appended(offset, 1, now_ms);
         Ok(offset)
+    }
+
+    /// A roll leaves its fsyncs to the flusher (no fsync runs under this lock): queue one,
+    /// whatever the flush policy, as Kafka flushes a rolled segment in the background.
+    /// Call with the log locked, after anything that may roll.
+    pub fn flush_rolls(self: &Arc<Self>, log: &PartitionLog) {
+        if log.has_pending_rolls() && !self.dirty.swap(true, Ordering::AcqRel) {
+            let _ = self.shared.flusher.send(self.clone());
+        }
     }
 
     /// Arranges for an append of `messages` ending at `last_offset` to become visible:
@@ -292,10 +307,12 @@ impl Partition {
         self.unflushed_messages.store(0, Ordering::Release);
         self.last_flush_ms
             .store(self.shared.clock.now_ms(), Ordering::Relaxed);
-        let (file, covered) = self.log().flush_target();
+        let target = self.log().flush_target();
         let started = Instant::now();
-        file.sync_data()?;
+        target.sync()?;
         let took = started.elapsed();
+        self.log().mark_synced(&target);
+        let covered = target.covered;
         if self.shared.metrics_enabled {
             crate::metrics::metrics()
                 .flush_duration

@@ -359,10 +359,6 @@ impl State {
                      readers skip the gap"
                 );
             }
-            if !clean && log.size_bytes() > 0 {
-                // What recovery kept becomes visible, so make sure it is durable first.
-                log.flush_target().0.sync_data()?;
-            }
             metadata::write_partition_metadata(&dir, id, false)?;
             log
         } else {
@@ -870,10 +866,14 @@ pub fn apply_retention(broker: &State) {
             continue;
         }
         for p in &topic.partitions {
-            match p
-                .log()
-                .apply_retention(now, s.retention_ms, s.retention_bytes)
-            {
+            let applied = {
+                let mut log = p.log();
+                let applied = log.apply_retention(now, s.retention_ms, s.retention_bytes);
+                // A time-based roll may have happened.
+                p.flush_rolls(&log);
+                applied
+            };
+            match applied {
                 Ok(0) => {}
                 Ok(n) => {
                     crate::metrics::metrics()

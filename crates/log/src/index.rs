@@ -161,6 +161,22 @@ impl<const ENTRY_BYTES: usize> IndexFile<ENTRY_BYTES> {
         self.resize(0)
     }
 
+    /// Trims the file to its entries without flushing it (a roll, under the partition lock):
+    /// returns a second descriptor of the file for the caller to fsync later, outside the
+    /// lock, or None when nothing changed. On Linux an fsync of the file also writes back
+    /// the pages changed through the map (they are dirty in the same page cache), so no
+    /// msync is needed. Until that fsync the entries may be lost in a crash, which recovery
+    /// covers: it rebuilds the indexes of every segment above the recovery point.
+    pub fn trim(&mut self) -> io::Result<Option<File>> {
+        if !self.dirty {
+            return Ok(None);
+        }
+        self.resize((self.entries * ENTRY_BYTES) as u64)?;
+        let file = self.file.as_ref().expect("resize opened it").try_clone()?;
+        self.dirty = false;
+        Ok(Some(file))
+    }
+
     /// Trims the file to its entries and flushes it: the segment is sealed or being closed.
     /// Nothing to do when nothing changed since it was opened or last sealed.
     pub fn seal(&mut self) -> io::Result<()> {

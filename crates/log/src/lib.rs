@@ -12,6 +12,7 @@
 //! [`PartitionLog::flush_target`] so that no lock is held during the fsync.
 
 pub mod cleaner;
+pub mod deferred_sync;
 pub mod durability;
 pub mod index;
 mod mmap;
@@ -21,6 +22,7 @@ pub mod txn_index;
 pub mod verify;
 
 use bytes::Bytes;
+use deferred_sync::{FlushTarget, PendingSync};
 use klamm_protocol::batch::{self, BatchHeader};
 use producer_state::{Check, ProducerError, ProducerState};
 use segment::{ScanReport, Segment, SegmentLimits};
@@ -133,6 +135,14 @@ pub struct PartitionLog {
     /// a request still holding this log cannot create files in a recreated topic's
     /// directory of the same name (see [`PartitionLog::retire`]).
     retired: bool,
+    /// Rolls whose fsync the flusher has not yet reported done, oldest first.
+    pending: Vec<PendingSync>,
+    /// Rolls so far, numbering the entries of `pending`.
+    roll_seq: u64,
+    /// Every segment ending at or below this offset is durable (see [`deferred_sync`]).
+    recovery_point: i64,
+    /// The recovery-point file as last written, until a flush fsyncs it.
+    recovery_point_file: Option<Arc<File>>,
 }
 
 impl PartitionLog {
@@ -156,13 +166,19 @@ impl PartitionLog {
             observer: None,
             cleaner: cleaner::CleanerState::default(),
             retired: false,
+            pending: Vec::new(),
+            roll_seq: 0,
+            recovery_point: 0,
+            recovery_point_file: None,
         })
     }
 
     /// Opens an existing partition directory. After an unclean shutdown (`clean == false`)
-    /// the last segment is recovered: every batch CRC-checked, the file truncated at the
-    /// first bad or torn batch, its indexes rebuilt. Sealed segments were fsync'd when they
-    /// were rolled and are trusted unless their indexes look wrong.
+    /// every segment ending above the recovery point (the last one always) is recovered:
+    /// every batch CRC-checked, the file truncated at the first bad or torn batch, its
+    /// indexes rebuilt; a sealed segment cut this way ends the log (the segments after it
+    /// are deleted, as Kafka does). Segments below the recovery point were fsync'd after
+    /// they were rolled and are trusted unless their indexes look wrong.
     pub fn open(
         dir: &Path,
         config: LogConfig,
@@ -178,15 +194,33 @@ impl PartitionLog {
             })
             .collect();
         bases.sort_unstable();
+        // A missing or unreadable file (a directory from before it existed, or one torn
+        // in a crash) means nothing is known durable: every segment is recovered.
+        let recovery_point = deferred_sync::read_recovery_point(dir).unwrap_or(0);
         let mut report = RecoveryReport::default();
         let mut segments = BTreeMap::new();
         for (i, &base) in bases.iter().enumerate() {
             let active = i + 1 == bases.len();
+            let ends_at = bases.get(i + 1).copied().unwrap_or(i64::MAX);
+            let recover = !clean && (active || ends_at > recovery_point);
             let path = dir.join(segment::file_stem(base)).with_extension("log");
-            let (seg, scan) =
-                Segment::open(&path, base, config.limits(), active, active && !clean)?;
+            let (seg, scan) = Segment::open(&path, base, config.limits(), active, recover)?;
             merge_scan(&mut report, &scan, &path);
             segments.insert(base, seg);
+            if !active && scan.truncated_bytes > 0 {
+                // Bytes were lost inside the log: what follows was never acknowledged (an
+                // acknowledgement waits for the fsync of every earlier segment) and would
+                // sit behind a hole, so the log ends here.
+                report.truncated_bytes += drop_segments_after(dir, &bases[i + 1..])?;
+                report.reason = Some(format!(
+                    "{}: {} (and the {} segment(s) after it deleted)",
+                    path.display(),
+                    scan.reason.as_deref().unwrap_or("truncated"),
+                    bases.len() - i - 1
+                ));
+                reopen_last_as_active(dir, &mut segments, config.limits())?;
+                break;
+            }
         }
         if segments.is_empty() {
             segments.insert(0, Segment::create(dir, 0, config.limits())?);
@@ -226,7 +260,14 @@ impl PartitionLog {
             observer: None,
             cleaner,
             retired: false,
+            pending: Vec::new(),
+            roll_seq: 0,
+            recovery_point: 0,
+            recovery_point_file: None,
         };
+        // Sealed segments are now durable: trusted ones were synced after their roll,
+        // recovered ones by their recovery.
+        log.recovery_point = log.active().base_offset();
         log.load_producer_state()?;
         Ok((log, report))
     }
@@ -517,20 +558,42 @@ impl PartitionLog {
         })
     }
 
-    /// Seals the active segment (fsync, trim indexes) and starts a new one at the log end.
+    /// Seals the active segment (trims its indexes) and starts a new one at the log end.
+    /// Nothing is fsync'd here, under the caller's lock: the sealed segment's files, the
+    /// producer-state snapshot and the directory wait in the next [`Self::flush_target`]
+    /// ([`Self::has_pending_rolls`] says there is such work).
     pub fn roll(&mut self) -> io::Result<()> {
         self.check_live()?;
         let next = self.log_end_offset();
-        self.active_mut().seal()?;
+        let log_path = self.active().path().to_path_buf();
+        let mut files = self.active_mut().seal_deferred()?;
         self.active_mut().release_index_files();
-        producer_state::write_snapshot(&self.dir, next, &self.producers)?;
+        let snapshot = producer_state::write_snapshot_unsynced(&self.dir, next, &self.producers)?;
         self.producers.mark_clean();
+        files.push(Arc::new(snapshot));
         let mut seg = Segment::create(&self.dir, next, self.config.limits())?;
         seg.set_write_observer(self.observer.clone());
-        sync_dir(&self.dir)?;
+        files.push(Arc::new(File::open(&self.dir)?));
         self.segments.insert(next, seg);
+        self.roll_seq += 1;
+        self.pending.push(PendingSync {
+            seq: self.roll_seq,
+            end_offset: next,
+            log_path,
+            files,
+        });
         self.rolls += 1;
         Ok(())
+    }
+
+    /// Rolled segments wait for an fsync: the caller should have a flush run soon.
+    pub fn has_pending_rolls(&self) -> bool {
+        !self.pending.is_empty()
+    }
+
+    /// Segments ending at or below this offset are durable: a crash recovers only the rest.
+    pub fn recovery_point(&self) -> i64 {
+        self.recovery_point
     }
 
     /// Whole batches from the one holding `from_offset`, ending before `upper_offset`
@@ -635,21 +698,71 @@ impl PartitionLog {
         self.observer = Some(observer);
     }
 
-    /// Fsyncs the active segment here, under the caller's lock (the broker uses
-    /// [`Self::flush_target`] instead, to fsync without holding it). Returns the offset
-    /// below which everything is durable.
-    pub fn sync(&self) -> io::Result<i64> {
-        let seg = self.active();
-        seg.file().sync_data()?;
-        if let Some(o) = &self.observer {
-            o.synced(seg.path());
-        }
-        Ok(self.log_end_offset())
+    /// Fsyncs the rolled segments still pending and the active one here, under the
+    /// caller's lock (the broker uses [`Self::flush_target`] instead, to fsync without
+    /// holding it). Returns the offset below which everything is durable.
+    pub fn sync(&mut self) -> io::Result<i64> {
+        let target = self.flush_target();
+        target.sync()?;
+        self.mark_synced(&target);
+        Ok(target.covered)
     }
 
-    pub fn flush_target(&self) -> (Arc<File>, i64) {
-        debug_assert!(!self.segments.is_empty());
-        (self.active().file(), self.log_end_offset())
+    /// What an fsync must cover to make everything appended so far durable: the pending
+    /// rolls' files, then the active segment. The caller runs [`FlushTarget::sync`] without
+    /// the lock, then reports with [`Self::mark_synced`].
+    pub fn flush_target(&self) -> FlushTarget {
+        let mut files: Vec<Arc<File>> = self
+            .pending
+            .iter()
+            .flat_map(|p| p.files.iter().cloned())
+            .collect();
+        files.push(self.active().file());
+        files.extend(self.recovery_point_file.clone());
+        FlushTarget {
+            files,
+            active_path: self.active().path().to_path_buf(),
+            rolls_upto_seq: self.pending.last().map_or(0, |p| p.seq),
+            recovery_point_file: self.recovery_point_file.clone(),
+            covered: self.log_end_offset(),
+        }
+    }
+
+    /// `target` was fsync'd: its rolls are done, and the recovery point moves to the end of
+    /// the newest segment among them (persisted, unless the topic was deleted).
+    pub fn mark_synced(&mut self, target: &FlushTarget) {
+        let done = self
+            .pending
+            .partition_point(|p| p.seq <= target.rolls_upto_seq);
+        let synced: Vec<PendingSync> = self.pending.drain(..done).collect();
+        let same_file = |a: &Option<Arc<File>>, b: &Option<Arc<File>>| match (a, b) {
+            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+            _ => false,
+        };
+        if same_file(&self.recovery_point_file, &target.recovery_point_file) {
+            self.recovery_point_file = None;
+        }
+        if let Some(o) = &self.observer {
+            for p in &synced {
+                o.synced(&p.log_path);
+            }
+            o.synced(&target.active_path);
+        }
+        let Some(end) = synced.last().map(|p| p.end_offset) else {
+            return;
+        };
+        if end > self.recovery_point {
+            self.recovery_point = end;
+            if !self.retired {
+                match deferred_sync::write_recovery_point(&self.dir, end) {
+                    Ok(file) => self.recovery_point_file = Some(Arc::new(file)),
+                    // Harmless: a stale recovery point only makes recovery check more.
+                    Err(e) => {
+                        tracing::warn!(dir = %self.dir.display(), error = %e, "cannot write the recovery point")
+                    }
+                }
+            }
+        }
     }
 
     /// Flushes and trims the active segment's indexes so a clean restart can trust them.
@@ -658,6 +771,7 @@ impl PartitionLog {
         if !self.modified || self.retired {
             return Ok(());
         }
+        self.sync()?;
         self.active_mut().seal()?;
         if self.producers.is_dirty() {
             producer_state::write_snapshot(&self.dir, self.log_end_offset(), &self.producers)?;
@@ -717,13 +831,7 @@ impl PartitionLog {
         }
         for base in &doomed {
             let seg = self.segments.remove(base).expect("listed above");
-            let stem = self.dir.join(segment::file_stem(*base));
-            for ext in ["log", "index", "timeindex", "txnindex"] {
-                match fs::remove_file(stem.with_extension(ext)) {
-                    Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-                    _ => {}
-                }
-            }
+            remove_segment_files(&self.dir, *base)?;
             drop(seg);
         }
         if !doomed.is_empty() {
@@ -760,10 +868,7 @@ impl PartitionLog {
             .collect();
         for base in doomed {
             self.segments.remove(&base);
-            let stem = self.dir.join(segment::file_stem(base));
-            for ext in ["log", "index", "timeindex", "txnindex"] {
-                let _ = fs::remove_file(stem.with_extension(ext));
-            }
+            let _ = remove_segment_files(&self.dir, base);
         }
         self.prune_aborted();
         Ok(offset)
@@ -863,6 +968,46 @@ fn merge_scan(report: &mut RecoveryReport, scan: &ScanReport, path: &Path) {
 }
 
 const LOG_START_FILE: &str = "log-start-offset";
+
+/// Deletes a segment's files (log, indexes, aborted-transaction index); missing ones are
+/// fine.
+fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+    let stem = dir.join(segment::file_stem(base));
+    for ext in ["log", "index", "timeindex", "txnindex"] {
+        match fs::remove_file(stem.with_extension(ext)) {
+            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// Recovery dropped the segments after the last one in `segments`, which was opened as
+/// sealed: opens it again as the active segment (recovered, writable indexes).
+fn reopen_last_as_active(
+    dir: &Path,
+    segments: &mut BTreeMap<i64, Segment>,
+    limits: SegmentLimits,
+) -> io::Result<()> {
+    let (&base, _) = segments.iter().next_back().expect("one segment is left");
+    segments.remove(&base);
+    let path = dir.join(segment::file_stem(base)).with_extension("log");
+    let (seg, _) = Segment::open(&path, base, limits, true, true)?;
+    segments.insert(base, seg);
+    sync_dir(dir)
+}
+
+/// Recovery found a sealed segment cut short: deletes the segments at `bases` (all after
+/// it). Returns the bytes of log deleted.
+fn drop_segments_after(dir: &Path, bases: &[i64]) -> io::Result<u64> {
+    let mut bytes = 0;
+    for &base in bases {
+        let path = dir.join(segment::file_stem(base)).with_extension("log");
+        bytes += fs::metadata(&path).map_or(0, |m| m.len());
+        remove_segment_files(dir, base)?;
+    }
+    Ok(bytes)
+}
 
 fn read_log_start(dir: &Path) -> Option<i64> {
     fs::read_to_string(dir.join(LOG_START_FILE))

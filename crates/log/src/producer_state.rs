@@ -345,15 +345,27 @@ fn snapshot_offsets(dir: &Path) -> Vec<i64> {
 /// Writes the state as of `offset` (write a temp file, fsync, rename) and keeps only the
 /// two newest snapshots.
 pub fn write_snapshot(dir: &Path, offset: i64, state: &ProducerState) -> io::Result<()> {
+    write_snapshot_unsynced(dir, offset, state)?.sync_all()
+}
+
+/// Writes the state as of `offset` (a temp file, renamed) and keeps only the two newest
+/// snapshots, leaving the fsync to the caller: returns the written file's descriptor. A
+/// snapshot lost or torn in a crash is harmless: it carries a CRC, a damaged one is
+/// ignored, and the state is rebuilt from an older one and the log.
+pub fn write_snapshot_unsynced(
+    dir: &Path,
+    offset: i64,
+    state: &ProducerState,
+) -> io::Result<fs::File> {
     let tmp = dir.join(format!("{offset:020}.snapshot.tmp"));
     fs::write(&tmp, state.encode())?;
-    fs::File::open(&tmp)?.sync_all()?;
+    let file = fs::File::open(&tmp)?;
     fs::rename(&tmp, snapshot_path(dir, offset))?;
     let offsets = snapshot_offsets(dir);
     for old in offsets.iter().take(offsets.len().saturating_sub(2)) {
         let _ = fs::remove_file(snapshot_path(dir, *old));
     }
-    Ok(())
+    Ok(file)
 }
 
 /// The newest readable snapshot at or below `max_offset`: `(offset, state)`. Snapshots

@@ -155,6 +155,11 @@ impl Segment {
             // Every batch was CRC-checked by the rebuild.
             seg.verified_bytes = AtomicU64::new(seg.size_bytes);
         }
+        if recover {
+            // What recovery kept may still be only in the page cache (a process crash, not
+            // a power cut): make it durable before it is served and counted as recovered.
+            seg.log.sync_data()?;
+        }
         Ok((seg, report))
     }
 
@@ -371,6 +376,17 @@ impl Segment {
     /// Descriptors this segment holds open (1 when sealed, 3 while active).
     pub fn open_files(&self) -> usize {
         1 + self.offset_index.holds_file() as usize + self.time_index.holds_file() as usize
+    }
+
+    /// Trims the indexes without an fsync (a roll, under the partition lock): this segment
+    /// becomes read-only. Returns the descriptors the caller must fsync before it counts
+    /// the segment as durable (see [`crate::deferred_sync`]).
+    pub fn seal_deferred(&mut self) -> io::Result<Vec<Arc<File>>> {
+        let mut files = vec![self.log.clone()];
+        files.extend(self.offset_index.trim()?.map(Arc::new));
+        files.extend(self.time_index.trim()?.map(Arc::new));
+        self.remap(self.size_bytes)?;
+        Ok(files)
     }
 
     /// Flushes and trims everything: this segment becomes read-only.

@@ -361,3 +361,108 @@ fn markers_stable_offset_and_aborted_index_survive_a_crash() {
     assert_eq!(log.aborted_transactions(0, 20), vec![(2, 3), (3, 9)]);
     assert_eq!(log.first_unstable_offset(), None);
 }
+
+/// Flips one record byte (not a header byte) of the middle batch of the segment at `base`:
+/// damage only a CRC check finds.
+fn corrupt_middle(dir: &Path, base: i64) {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join(segment::file_stem(base)).with_extension("log");
+    let bytes = fs::read(&path).unwrap();
+    let batches: Vec<_> = batch::headers(&bytes).collect();
+    let (pos, h) = batches[batches.len() / 2];
+    let at = (pos + h.total_bytes() - 5) as u64;
+    let f = fs::OpenOptions::new().write(true).open(&path).unwrap();
+    f.write_all_at(&[bytes[at as usize] ^ 0xff], at).unwrap();
+}
+
+#[test]
+fn a_roll_fsyncs_nothing_and_recovery_checks_every_segment_above_the_recovery_point() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+    for i in 0..40 {
+        append(&mut log, 3, 1000 + i);
+    }
+    let bases: Vec<i64> = log.segments.keys().copied().collect();
+    assert!(bases.len() >= 3, "rolled into {bases:?}");
+    // The rolls wait for a flush; nothing below the first roll is known durable yet.
+    assert!(log.has_pending_rolls());
+    assert_eq!(log.recovery_point(), 0);
+    let target = log.flush_target();
+    assert_eq!(target.covered, log.log_end_offset());
+    target.sync().unwrap();
+    log.mark_synced(&target);
+    assert!(!log.has_pending_rolls());
+    let active_base = *bases.last().unwrap();
+    assert_eq!(log.recovery_point(), active_base);
+    assert_eq!(deferred_sync::read_recovery_point(&pdir), Some(active_base));
+    // Two more rolls, not flushed: a crash now, with the sealed, never fsync'd segment
+    // damaged mid-file.
+    let end_before = log.log_end_offset();
+    while log.segments.len() < bases.len() + 2 {
+        append(&mut log, 3, 2000);
+    }
+    let unsynced: Vec<i64> = log
+        .segments
+        .keys()
+        .copied()
+        .filter(|b| *b >= active_base)
+        .collect();
+    drop(log);
+    assert_eq!(unsynced.len(), 3, "{unsynced:?}");
+    corrupt_middle(&pdir, unsynced[1]);
+    let (log, report) = PartitionLog::open(&pdir, small_config(), false).unwrap();
+    // The damaged segment was above the recovery point, so it was checked and cut, and the
+    // segments after it are gone; everything that was flushed is intact.
+    assert!(report.truncated_bytes > 0, "{report:?}");
+    assert!(
+        report
+            .reason
+            .as_deref()
+            .unwrap()
+            .contains("after it deleted"),
+        "{report:?}"
+    );
+    let end = log.log_end_offset();
+    assert!(
+        end >= end_before && end < unsynced[2],
+        "end {end}, {unsynced:?}"
+    );
+    assert_eq!(log.segments.keys().next_back(), Some(&unsynced[1]));
+    let mut offset = 0;
+    while offset < end {
+        let got = log.read(offset, end, 1 << 20, true).unwrap();
+        offset = offsets_in(&got).last().unwrap().1 + 1;
+    }
+    // And it is writable again at its end.
+    drop(log);
+    let (mut log, _) = PartitionLog::open(&pdir, small_config(), false).unwrap();
+    assert_eq!(append(&mut log, 1, 3000).base_offset, end);
+}
+
+#[test]
+fn segments_below_the_recovery_point_are_trusted_after_a_crash() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+    for i in 0..40 {
+        append(&mut log, 3, 1000 + i);
+    }
+    let end = log.sync().unwrap();
+    let first = *log.segments.keys().next().unwrap();
+    drop(log);
+    corrupt_middle(&pdir, first);
+    // Not scanned at open (it was durable before the crash, so it is trusted): the damage
+    // is found by the read instead, and refused rather than served.
+    let (log, report) = PartitionLog::open(&pdir, small_config(), false).unwrap();
+    assert_eq!(report.truncated_bytes, 0, "{report:?}");
+    assert_eq!(log.log_end_offset(), end);
+    let mut offset = 0;
+    let refused = loop {
+        match log.read(offset, end, 1 << 20, true) {
+            Ok(got) => offset = offsets_in(&got).last().unwrap().1 + 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(refused.to_string().contains("corrupt"), "{refused}");
+}
