@@ -107,7 +107,7 @@ pub async fn serve(broker: Arc<Broker>, stream: TcpStream, info: ConnectionInfo,
             Ok(Err(_)) => break,
             Ok(Ok(_)) => {}
         }
-        let dispatched = handlers::dispatch(&broker, body.freeze(), &info);
+        let dispatched = handlers::dispatch(&broker, body.freeze(), &info).await;
         drop(permit);
         match dispatched {
             Ok(pending) => {

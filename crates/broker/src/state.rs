@@ -604,6 +604,13 @@ impl State {
         }
     }
 
+    /// Whether [`Self::get_or_auto_create`] would create `name` now (and so write the
+    /// metadata image): handlers that may call it run on a blocking thread then.
+    pub fn would_auto_create(&self, name: &str) -> bool {
+        self.topic(name).is_none()
+            && (crate::internal::is_internal(name) || self.settings.auto_create_topics_enable)
+    }
+
     /// The topic, created with broker defaults if `auto.create.topics.enable` allows.
     pub fn get_or_auto_create(&self, name: &str) -> Result<Arc<Topic>, AdminError> {
         if let Some(t) = self.topic(name) {
@@ -800,7 +807,33 @@ impl State {
     /// persisted before its first id is returned, so no id is ever given twice, even across
     /// crashes (a crash skips the rest of the block), and the image is rewritten once per
     /// block rather than once per producer.
+    ///
+    /// The reservation writes (and fsyncs) the image: InitProducerId's row sends the
+    /// request to a blocking thread when [`Self::producer_id_block_used_up`], and the
+    /// handler calls [`Self::reserve_producer_id_block`] there before it takes the
+    /// transaction lock, so the call below reserves only if concurrent InitProducerIds used
+    /// the new block up meanwhile.
     pub fn allocate_producer_id(&self) -> Result<i64, AdminError> {
+        self.reserve_producer_id_block()?;
+        let mut block = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+        if block.start >= block.end {
+            drop(block);
+            return self.allocate_producer_id();
+        }
+        let id = block.start;
+        block.start += 1;
+        Ok(id)
+    }
+
+    /// No producer id is left in the reserved block: the next allocation reserves one.
+    pub fn producer_id_block_used_up(&self) -> bool {
+        let block = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
+        block.start >= block.end
+    }
+
+    /// Reserves the next block of producer ids if the current one is used up (a metadata
+    /// image write and fsync).
+    pub fn reserve_producer_id_block(&self) -> Result<(), AdminError> {
         let mut block = self.producer_ids.lock().unwrap_or_else(|p| p.into_inner());
         if block.start >= block.end {
             let mut image = self.lock_image();
@@ -814,10 +847,9 @@ impl State {
                 ));
             }
             *block = start..image.next_producer_id;
+            tracing::debug!(start, end = block.end, "producer-id block reserved");
         }
-        let id = block.start;
-        block.start += 1;
-        Ok(id)
+        Ok(())
     }
 
     /// Clean shutdown: every log flushed and closed, then the marker that lets the next start

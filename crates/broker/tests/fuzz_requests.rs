@@ -87,8 +87,9 @@ fn runtime() -> &'static tokio::runtime::Runtime {
 /// A frame through the broker's own front half (`handlers::decode`), the batch checks on
 /// any Produce payload it decodes, and then the whole of `handlers::dispatch` on a real
 /// in-process broker: decoding, routing and each handler's synchronous part, where the
-/// bytes meet the broker's state (the answer's future is dropped, as when a client
-/// disconnects). Returns whether the frame decoded.
+/// bytes meet the broker's state, on a blocking thread for the requests whose row says so
+/// (the answer's future is dropped, as when a client disconnects). Returns whether the
+/// frame decoded.
 fn process(frame_bytes: &[u8]) -> bool {
     let frame = Bytes::copy_from_slice(frame_bytes);
     let Ok(decoded) = handlers::decode(frame.clone()) else {
@@ -108,12 +109,11 @@ fn process(frame_bytes: &[u8]) -> bool {
             }
         }
     }
-    let _runtime = runtime().enter();
     let info = ConnectionInfo {
         peer: "127.0.0.1:1".parse().unwrap(),
         listener: "PLAINTEXT".into(),
     };
-    let _ = handlers::dispatch(broker(), frame, &info);
+    let _ = runtime().block_on(handlers::dispatch(broker(), frame, &info));
     true
 }
 

@@ -185,7 +185,7 @@ async fn a_silent_member_leaves_exactly_at_its_session_timeout() {
             .with_name(name("range"))
             .with_metadata(Bytes::from_static(b"\0\0\0\0\0\0"))]);
     // The join is parked until the (zero) initial delay has been seen by a tick.
-    let pending = send(&t.broker, 3, &join);
+    let pending = send(&t.broker, 3, &join).await;
     t.broker.groups.tick(&t.broker);
     let joined = common::decode::<JoinGroupRequest>(3, pending.await);
     assert_eq!(joined.error_code, 0);
@@ -299,7 +299,7 @@ async fn a_long_poll_answers_as_soon_as_data_arrives() {
     let t = Arc::new(open(&[]));
     t.broker.create_topic("wake", 1, 1, &[]).unwrap();
     let started = tokio::time::Instant::now();
-    let waiting = send(&t.broker, 11, &fetch_request("wake", 5_000));
+    let waiting = send(&t.broker, 11, &fetch_request("wake", 5_000)).await;
     let writer = {
         let t = t.clone();
         tokio::spawn(async move {
@@ -323,7 +323,7 @@ async fn a_long_poll_wakes_only_for_its_own_partitions() {
     let wakeups_before = klamm_broker::metrics::metrics().fetch_wakeups.get();
     let started = tokio::time::Instant::now();
     // Parked on partition 0 only.
-    let waiting = send(&t.broker, 11, &fetch_request("own", 5_000));
+    let waiting = send(&t.broker, 11, &fetch_request("own", 5_000)).await;
     let writer = {
         let t = t.clone();
         tokio::spawn(async move {

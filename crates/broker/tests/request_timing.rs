@@ -72,7 +72,7 @@ async fn a_slow_append_shows_in_the_request_histogram_and_the_slow_log() {
     };
     let b: Arc<Broker> = broker.clone();
     let outcome = tokio::task::spawn_blocking(move || {
-        let pending = handlers::dispatch(&b, produce_frame("timed"), &info)
+        let pending = block_on(handlers::dispatch(&b, produce_frame("timed"), &info))
             .unwrap_or_else(|_| panic!("dispatch refused the produce"));
         block_on(pending)
     })

@@ -43,6 +43,13 @@ fn transactional(
     version: i16,
     response: InitProducerIdResponse,
 ) -> Reply {
+    // A new id may be needed: reserve its block now (on the blocking thread the row sends
+    // this request to when the block is used up), not under the transaction lock.
+    if let Err(e) = broker.reserve_producer_id_block() {
+        return Reply::Now(ResponseKind::InitProducerId(
+            response.with_error_code(e.error.code()),
+        ));
+    }
     let expected =
         (request.producer_id.0 >= 0).then_some((request.producer_id.0, request.producer_epoch));
     let (result, waits, complete) = broker.txns.with(broker, |c| {

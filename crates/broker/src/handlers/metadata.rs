@@ -32,6 +32,16 @@ pub fn advertised(broker: &Broker, info: &ConnectionInfo) -> (String, i32) {
     (a.host.clone(), a.port as i32)
 }
 
+/// Whether answering may auto-create a requested topic (a metadata-image fsync).
+pub fn may_create_topics(broker: &Broker, request: &MetadataRequest) -> bool {
+    request.allow_auto_topic_creation
+        && request.topics.iter().flatten().any(|t| {
+            t.name
+                .as_ref()
+                .is_some_and(|n| broker.would_auto_create(n.0.as_str()))
+        })
+}
+
 pub fn handle(
     broker: &Arc<Broker>,
     request: MetadataRequest,

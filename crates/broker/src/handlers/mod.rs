@@ -4,7 +4,11 @@
 //! [`registry`], decodes, and calls the row's handler. A handler does its
 //! synchronous work (validation, appends) at once and returns a [`Reply`]; anything that
 //! must wait (an fsync, a long-poll) is a future, so the connection keeps request order
-//! without blocking its reader.
+//! without blocking its reader. A handler whose synchronous part writes to disk and waits
+//! for it (a topic creation, a config change: the metadata image is fsync'd) runs on a
+//! blocking thread instead, as its row's `on_blocking_thread` decides per request, so no
+//! connection task ever waits on an fsync. The connection awaits it before it reads the
+//! next request, so requests still take effect in the order sent.
 
 mod add_offsets_to_txn;
 mod add_partitions_to_txn;
@@ -94,7 +98,9 @@ fn close(why: impl Into<String>) -> DispatchError {
     DispatchError::Close(why.into())
 }
 
-pub fn dispatch(
+/// Decodes and handles one request. Ready at its first poll unless the request's row runs
+/// it on a blocking thread; the returned future is its answer.
+pub async fn dispatch(
     broker: &Arc<Broker>,
     frame: Bytes,
     info: &ConnectionInfo,
@@ -130,6 +136,10 @@ pub fn dispatch(
             .with_label_values(&[api_name(api)])
             .inc();
     }
+    if (row.on_blocking_thread)(broker, &request) {
+        let reply = on_blocking_thread(broker, header, request, row, peek, info).await?;
+        return Ok(finish(broker, reply, peek, row, started));
+    }
     let ctx = registry::Context {
         broker,
         header: &header,
@@ -138,6 +148,33 @@ pub fn dispatch(
     };
     let reply = (row.handle)(&ctx, request)?;
     Ok(finish(broker, reply, peek, row, started))
+}
+
+/// Runs the row's handler on a blocking thread (see the module docs).
+async fn on_blocking_thread(
+    broker: &Arc<Broker>,
+    header: RequestHeader,
+    request: RequestKind,
+    row: &'static registry::Row,
+    peek: HeaderPeek,
+    info: &ConnectionInfo,
+) -> Result<Reply, DispatchError> {
+    let (broker, info) = (broker.clone(), info.clone());
+    let handled = tokio::task::spawn_blocking(move || {
+        let ctx = registry::Context {
+            broker: &broker,
+            header: &header,
+            version: peek.api_version,
+            info: &info,
+        };
+        (row.handle)(&ctx, request)
+    })
+    .await;
+    match handled {
+        Ok(result) => result,
+        // A panic in the handler is the connection's, as it would be on its own task.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
 }
 
 /// What a frame is, decided before any handler runs (and all the fuzzer may reach without

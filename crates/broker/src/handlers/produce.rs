@@ -28,6 +28,14 @@ type Appended = (
     Option<(Arc<crate::partition::Partition>, i64)>,
 );
 
+/// Whether the produce may auto-create a topic it names (a metadata-image fsync).
+pub fn may_create_topics(broker: &Broker, request: &ProduceRequest) -> bool {
+    request
+        .topic_data
+        .iter()
+        .any(|t| broker.would_auto_create(t.name.0.as_str()))
+}
+
 pub fn handle(broker: &Arc<Broker>, request: ProduceRequest, version: i16) -> Reply {
     let acks = request.acks;
     let valid_acks = matches!(acks, -1..=1);

@@ -27,19 +27,25 @@ pub struct Row {
     pub handle: fn(&Context<'_>, RequestKind) -> Result<Reply, DispatchError>,
     /// The error codes in a response of the row's kind, one per failed item.
     pub errors: fn(&ResponseKind) -> Vec<i16>,
+    /// Whether this request's handler writes to disk and waits for it (an fsync of the
+    /// metadata image), so it must run on a blocking thread, not the connection task.
+    pub on_blocking_thread: fn(&Broker, &RequestKind) -> bool,
 }
 
 macro_rules! row {
+    (@blocking) => { |_, _| false };
+    (@blocking $blocking:expr) => { $blocking };
     ($kind:ident, $advertised_min:expr, $served_min:expr, $max:expr,
      |$broker:ident, $header:ident, $r:ident, $v:ident, $info:ident| $call:expr,
-     errors: none) => {
+     errors: none $(, on_blocking_thread: $blocking:expr)?) => {
         row!($kind, $advertised_min, $served_min, $max,
             |$broker, $header, $r, $v, $info| $call,
-            errors: |response| { let _ = response; Vec::new() })
+            errors: |response| { let _ = response; Vec::new() }
+            $(, on_blocking_thread: $blocking)?)
     };
     ($kind:ident, $advertised_min:expr, $served_min:expr, $max:expr,
      |$broker:ident, $header:ident, $r:ident, $v:ident, $info:ident| $call:expr,
-     errors: |$e:ident| $errors:expr) => {
+     errors: |$e:ident| $errors:expr $(, on_blocking_thread: $blocking:expr)?) => {
         Row {
             support: ApiSupport {
                 api: ApiKey::$kind,
@@ -62,8 +68,22 @@ macro_rules! row {
                 ResponseKind::$kind($e) => $errors,
                 _ => Vec::new(),
             },
+            on_blocking_thread: row!(@blocking $($blocking)?),
         }
     };
+}
+
+/// For the rows of APIs that always write the metadata image.
+fn always(_: &Broker, _: &RequestKind) -> bool {
+    true
+}
+
+/// For the rows that may create an internal topic on first use (group and transaction
+/// coordination).
+fn lacks_internal_topics(broker: &Broker, _: &RequestKind) -> bool {
+    crate::internal::INTERNAL_TOPICS
+        .iter()
+        .any(|name| broker.topic(name).is_none())
 }
 
 /// Every API Klamm answers. Advertise an API only once its handler exists: clients pick
@@ -77,7 +97,8 @@ pub static ROWS: &[Row] = &[
             .responses
             .iter()
             .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
-            .collect()),
+            .collect(),
+        on_blocking_thread: |b, r| matches!(r, RequestKind::Produce(p) if produce::may_create_topics(b, p))),
     row!(Fetch, 4, 4, 12,
         |broker, header, r, v, info| fetch::handle(broker, r, v),
         errors: |r| r
@@ -95,7 +116,8 @@ pub static ROWS: &[Row] = &[
             .collect()),
     row!(Metadata, 0, 0, 12,
         |broker, header, r, v, info| metadata::handle(broker, r, v, info),
-        errors: |r| r.topics.iter().map(|t| t.error_code).collect()),
+        errors: |r| r.topics.iter().map(|t| t.error_code).collect(),
+        on_blocking_thread: |b, r| matches!(r, RequestKind::Metadata(m) if metadata::may_create_topics(b, m))),
     row!(OffsetForLeaderEpoch, 2, 2, 4,
         |broker, header, r, v, info| offset_for_leader_epoch::handle(broker, r),
         errors: none),
@@ -104,16 +126,19 @@ pub static ROWS: &[Row] = &[
         errors: none),
     row!(CreateTopics, 2, 2, 7,
         |broker, header, r, v, info| create_topics::handle(broker, r, v),
-        errors: |r| r.topics.iter().map(|t| t.error_code).collect()),
+        errors: |r| r.topics.iter().map(|t| t.error_code).collect(),
+        on_blocking_thread: always),
     row!(DeleteTopics, 1, 1, 6,
         |broker, header, r, v, info| delete_topics::handle(broker, r, v),
-        errors: |r| r.responses.iter().map(|t| t.error_code).collect()),
+        errors: |r| r.responses.iter().map(|t| t.error_code).collect(),
+        on_blocking_thread: always),
     row!(DescribeConfigs, 1, 1, 4,
         |broker, header, r, v, info| describe_configs::handle(broker, r, v),
         errors: none),
     row!(CreatePartitions, 0, 0, 3,
         |broker, header, r, v, info| create_partitions::handle(broker, r),
-        errors: none),
+        errors: none,
+        on_blocking_thread: always),
     row!(DescribeCluster, 0, 0, 1,
         |broker, header, r, v, info| describe_cluster::handle(broker, r, info),
         errors: none),
@@ -124,10 +149,12 @@ pub static ROWS: &[Row] = &[
             .iter()
             .map(|c| c.error_code)
             .chain([r.error_code])
-            .collect()),
+            .collect(),
+        on_blocking_thread: lacks_internal_topics),
     row!(JoinGroup, 0, 0, 9,
         |broker, header, r, v, info| join_group::handle(broker, header, r, v, info),
-        errors: |r| vec![r.error_code]),
+        errors: |r| vec![r.error_code],
+        on_blocking_thread: lacks_internal_topics),
     row!(SyncGroup, 0, 0, 5,
         |broker, header, r, v, info| sync_group::handle(broker, r),
         errors: |r| vec![r.error_code]),
@@ -144,7 +171,8 @@ pub static ROWS: &[Row] = &[
             .topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .collect()),
+            .collect(),
+        on_blocking_thread: lacks_internal_topics),
     row!(OffsetFetch, 1, 1, 8,
         |broker, header, r, v, info| offset_fetch::handle(broker, r, v),
         errors: none),
@@ -163,16 +191,20 @@ pub static ROWS: &[Row] = &[
         errors: none),
     row!(InitProducerId, 0, 0, 5,
         |broker, header, r, v, info| init_producer_id::handle(broker, r, v),
-        errors: |r| vec![r.error_code]),
+        errors: |r| vec![r.error_code],
+        on_blocking_thread: |b, _| b.producer_id_block_used_up()),
     row!(AlterConfigs, 0, 0, 2,
         |broker, header, r, v, info| alter_configs::handle(broker, r),
-        errors: none),
+        errors: none,
+        on_blocking_thread: always),
     row!(IncrementalAlterConfigs, 0, 0, 1,
         |broker, header, r, v, info| incremental_alter_configs::handle(broker, r),
-        errors: none),
+        errors: none,
+        on_blocking_thread: always),
     row!(DeleteRecords, 0, 0, 2,
         |broker, header, r, v, info| delete_records::handle(broker, r),
-        errors: none),
+        errors: none,
+        on_blocking_thread: always),
     // Transactions (KIP-98), in the client forms: AddPartitionsToTxn v4+ is the
     // broker-to-broker batch, and v4/v5 of these belong to KIP-890's second protocol.
     row!(AddPartitionsToTxn, 0, 0, 3,
@@ -188,7 +220,8 @@ pub static ROWS: &[Row] = &[
             .collect()),
     row!(AddOffsetsToTxn, 0, 0, 3,
         |broker, header, r, v, info| add_offsets_to_txn::handle(broker, r, v),
-        errors: |r| vec![r.error_code]),
+        errors: |r| vec![r.error_code],
+        on_blocking_thread: lacks_internal_topics),
     row!(EndTxn, 0, 0, 3,
         |broker, header, r, v, info| end_txn::handle(broker, r, v),
         errors: |r| vec![r.error_code]),
@@ -198,7 +231,8 @@ pub static ROWS: &[Row] = &[
             .topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
-            .collect()),
+            .collect(),
+        on_blocking_thread: lacks_internal_topics),
     row!(DescribeProducers, 0, 0, 0,
         |broker, header, r, v, info| describe_producers::handle(broker, r),
         errors: none),

@@ -52,8 +52,9 @@ fn info() -> ConnectionInfo {
     }
 }
 
-/// Dispatches `request` as API version `version`; the returned future is the answer.
-pub fn send<R: Request>(broker: &Arc<Broker>, version: i16, request: &R) -> Pending {
+/// Dispatches `request` as API version `version` (as the connection task does, awaiting
+/// any work its row runs on a blocking thread); the returned future is the answer.
+pub async fn send<R: Request>(broker: &Arc<Broker>, version: i16, request: &R) -> Pending {
     let header = RequestHeader::default()
         .with_request_api_key(R::KEY)
         .with_request_api_version(version)
@@ -63,6 +64,7 @@ pub fn send<R: Request>(broker: &Arc<Broker>, version: i16, request: &R) -> Pend
     header.encode(&mut buf, R::header_version(version)).unwrap();
     request.encode(&mut buf, version).unwrap();
     handlers::dispatch(broker, buf.freeze(), &info())
+        .await
         .unwrap_or_else(|_| panic!("dispatch refused api {} v{version}", R::KEY))
 }
 
@@ -84,6 +86,6 @@ pub fn decode<R: Request>(version: i16, outcome: Outcome) -> R::Response {
 
 /// Sends `request` and waits for its answer.
 pub async fn call<R: Request>(broker: &Arc<Broker>, version: i16, request: &R) -> R::Response {
-    let outcome = send(broker, version, request).await;
+    let outcome = send(broker, version, request).await.await;
     decode::<R>(version, outcome)
 }
