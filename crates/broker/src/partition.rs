@@ -2,8 +2,9 @@
 //! watermark, and its place in the group-commit flusher.
 //!
 //! The log sits behind a `std::sync::Mutex` that is never held across an `.await`: appends
-//! and reads are short, in-memory-map or page-cache work; the fsync that makes `acks=all`
-//! durable happens in the flusher, outside the lock.
+//! are short page-cache work, a read only plans under it (what to read, from which maps)
+//! and reads after releasing it, and every fsync (the one that makes `acks=all` durable, a
+//! roll's) happens in the flusher, outside the lock.
 
 use crate::clock::Clock;
 use crate::shutdown::Stop;
@@ -270,26 +271,32 @@ impl Partition {
         read_committed: bool,
     ) -> Result<ReadResult, LogError> {
         let high_watermark = self.high_watermark();
-        let log = self.log();
-        let last_stable_offset = stable(&log, high_watermark);
-        let upper = if read_committed {
-            last_stable_offset
-        } else {
-            high_watermark
+        // Planned under the lock, read without it: the header walk and CRC checks may fault
+        // cold pages in from disk, which must not hold up appends.
+        let (plan, last_stable_offset, log_start_offset) = {
+            let log = self.log();
+            let last_stable_offset = stable(&log, high_watermark);
+            let upper = if read_committed {
+                last_stable_offset
+            } else {
+                high_watermark
+            };
+            let plan = log.plan_read(from_offset, upper, max_bytes, at_least_one)?;
+            (plan, last_stable_offset, log.log_start_offset())
         };
-        let records = log.read(from_offset, upper, max_bytes, at_least_one)?;
+        let records = plan.run()?;
         let aborted_transactions = if read_committed && !records.is_empty() {
             let end = klamm_protocol::batch::headers(&records)
                 .last()
                 .map_or(from_offset, |(_, h)| h.last_offset() + 1);
-            log.aborted_transactions(from_offset, end)
+            self.log().aborted_transactions(from_offset, end)
         } else {
             Vec::new()
         };
         Ok(ReadResult {
             records,
             high_watermark,
-            log_start_offset: log.log_start_offset(),
+            log_start_offset,
             last_stable_offset,
             aborted_transactions,
         })

@@ -89,6 +89,31 @@ pub enum AppendError {
     Io(#[from] io::Error),
 }
 
+/// A read planned under the partition lock ([`PartitionLog::plan_read`]), to run without it.
+pub struct PlannedRead {
+    views: Vec<segment::SegmentView>,
+    from_offset: i64,
+    upper_offset: i64,
+    max_bytes: u64,
+    at_least_one: bool,
+}
+
+impl PlannedRead {
+    /// Whole batches as [`PartitionLog::read`] returns them, from the segments as they were
+    /// when the read was planned.
+    pub fn run(&self) -> Result<Bytes, LogError> {
+        let from = self.from_offset;
+        for view in &self.views {
+            let bytes = view.read(from, self.upper_offset, self.max_bytes, self.at_least_one)?;
+            // Empty but with batches at or after `from_offset`: a limit stopped the read.
+            if !bytes.is_empty() || (from < view.next_offset() && view.size_bytes() > 0) {
+                return Ok(bytes);
+            }
+        }
+        Ok(Bytes::new())
+    }
+}
+
 /// What opening a partition's directory found.
 #[derive(Debug, Clone, Default)]
 pub struct RecoveryReport {
@@ -607,18 +632,39 @@ impl PartitionLog {
         max_bytes: u64,
         at_least_one: bool,
     ) -> Result<Bytes, LogError> {
+        self.plan_read(from_offset, upper_offset, max_bytes, at_least_one)?
+            .run()
+    }
+
+    /// [`Self::read`] in two steps: the plan is taken under the caller's lock (offset check,
+    /// index lookup, the segments the read may touch), and [`PlannedRead::run`] does the
+    /// reading (header walk, CRC checks, page faults on cold data) without it.
+    pub fn plan_read(
+        &self,
+        from_offset: i64,
+        upper_offset: i64,
+        max_bytes: u64,
+        at_least_one: bool,
+    ) -> Result<PlannedRead, LogError> {
         self.check_offset(from_offset)?;
-        // Compaction can leave segments with no batch at all: skip over them.
+        // Compaction can leave segments with no batch at all: the read skips over them, up
+        // to the first segment holding batches at or after `from_offset`, where it ends.
         let holding = self.segments.range(..=from_offset).next_back();
         let later = self.segments.range(from_offset + 1..);
+        let mut views = Vec::new();
         for (_, seg) in holding.into_iter().chain(later) {
-            let bytes = seg.read(from_offset, upper_offset, max_bytes, at_least_one)?;
-            // Empty but with batches at or after `from_offset`: a limit stopped the read.
-            if !bytes.is_empty() || (from_offset < seg.next_offset() && seg.size_bytes() > 0) {
-                return Ok(bytes);
+            views.push(seg.view(from_offset));
+            if from_offset < seg.next_offset() && seg.size_bytes() > 0 {
+                break;
             }
         }
-        Ok(Bytes::new())
+        Ok(PlannedRead {
+            views,
+            from_offset,
+            upper_offset,
+            max_bytes,
+            at_least_one,
+        })
     }
 
     fn check_offset(&self, offset: i64) -> Result<(), LogError> {

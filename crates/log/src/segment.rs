@@ -55,7 +55,7 @@ impl AsRef<[u8]> for MappedLog {
 
 pub struct Segment {
     base_offset: i64,
-    path: PathBuf,
+    path: Arc<Path>,
     log: Arc<File>,
     read_map: Option<Arc<Mmap>>,
     size_bytes: u64,
@@ -72,9 +72,9 @@ pub struct Segment {
     /// validated at append, or verified by a read. Bytes beyond it (written by an earlier
     /// run and not recovered, e.g. after a clean shutdown) are CRC-checked as they are first
     /// read, so on-disk damage is refused instead of served.
-    verified_bytes: AtomicU64,
+    verified_bytes: Arc<AtomicU64>,
     /// Corruption found by a read has been logged (once per segment and run).
-    corruption_reported: AtomicBool,
+    corruption_reported: Arc<AtomicBool>,
     /// Crash tests only (see [`crate::durability`]).
     observer: Option<Arc<dyn WriteObserver>>,
 }
@@ -105,7 +105,7 @@ impl Segment {
         let prealloc = if active { limits.index_bytes_max } else { 0 };
         let mut seg = Segment {
             base_offset,
-            path: stem.with_extension("log"),
+            path: stem.with_extension("log").into(),
             log: Arc::new(log),
             read_map: None,
             size_bytes,
@@ -116,8 +116,8 @@ impl Segment {
             index_interval_bytes: limits.index_interval_bytes,
             max_timestamp_ms: -1,
             first_batch_timestamp_ms: None,
-            verified_bytes: AtomicU64::new(0),
-            corruption_reported: AtomicBool::new(false),
+            verified_bytes: Arc::new(AtomicU64::new(0)),
+            corruption_reported: Arc::new(AtomicBool::new(false)),
             observer: None,
         };
         let map_len = if active {
@@ -153,7 +153,7 @@ impl Segment {
         }
         if reindex {
             // Every batch was CRC-checked by the rebuild.
-            seg.verified_bytes = AtomicU64::new(seg.size_bytes);
+            seg.verified_bytes.store(seg.size_bytes, Ordering::Relaxed);
         }
         if recover {
             // What recovery kept may still be only in the page cache (a process crash, not
@@ -170,10 +170,6 @@ impl Segment {
             Some(Arc::new(mmap::map_read(&self.log, len_bytes as usize)?))
         };
         Ok(())
-    }
-
-    fn mapped_len(&self) -> u64 {
-        self.read_map.as_ref().map_or(0, |m| m.len() as u64)
     }
 
     /// Structural check of the indexes against the log, before trusting them at open:
@@ -400,24 +396,153 @@ impl Segment {
         self.remap(self.size_bytes)
     }
 
-    /// `[start, start + len)` of the log file, from the map when it covers the range (no
-    /// copy), else read from the file.
+    /// `[start, start + len)` of the log file (see [`read_range`]).
     fn read_bytes(&self, start: u64, len: u64) -> io::Result<Bytes> {
-        let end = start + len;
-        debug_assert!(end <= self.size_bytes);
-        if len == 0 {
-            return Ok(Bytes::new());
+        debug_assert!(start + len <= self.size_bytes);
+        read_range(self.read_map.as_ref(), &self.log, start, len)
+    }
+
+    /// What a read from `from_offset` needs, for running it without the partition lock
+    /// (see [`SegmentView`]).
+    pub fn view(&self, from_offset: i64) -> SegmentView {
+        let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
+        SegmentView {
+            base_offset: self.base_offset,
+            next_offset: self.next_offset,
+            size_bytes: self.size_bytes,
+            map: self.read_map.clone(),
+            log: self.log.clone(),
+            path: self.path.clone(),
+            index_entry: self.offset_index.lookup(relative),
+            verified_bytes: self.verified_bytes.clone(),
+            corruption_reported: self.corruption_reported.clone(),
         }
-        if end <= self.mapped_len() {
-            let map = self.read_map.clone().expect("mapped");
-            return Ok(Bytes::from_owner(MappedLog(
-                map,
-                start as usize..end as usize,
-            )));
+    }
+
+    /// Whole batches starting with the one holding `from_offset`, ending before `upper_offset`
+    /// (exclusive) and within `max_bytes` (see [`SegmentView::read`]), under the caller's lock.
+    pub fn read(
+        &self,
+        from_offset: i64,
+        upper_offset: i64,
+        max_bytes: u64,
+        at_least_one: bool,
+    ) -> io::Result<Bytes> {
+        self.view(from_offset)
+            .read(from_offset, upper_offset, max_bytes, at_least_one)
+    }
+
+    /// Calls `visit` on each batch header from the one holding `from_offset` on, with the
+    /// batch's bytes, until it returns false.
+    pub fn scan_from(
+        &self,
+        from_offset: i64,
+        mut visit: impl FnMut(&BatchHeader, &[u8]) -> bool,
+    ) -> io::Result<()> {
+        let view = self.view(from_offset);
+        let start_pos = view.start_position(from_offset);
+        let tail = view.read_bytes(start_pos, self.size_bytes - start_pos)?;
+        for (pos, header) in batch::headers(&tail) {
+            if header.last_offset() < from_offset {
+                continue;
+            }
+            if !visit(&header, &tail[pos..pos + header.total_bytes()]) {
+                break;
+            }
         }
-        let mut buf = vec![0u8; len as usize];
-        self.log.read_exact_at(&mut buf, start)?;
-        Ok(Bytes::from(buf))
+        Ok(())
+    }
+
+    /// Offset to start a timestamp search from: every record before it is older than
+    /// `timestamp_ms`.
+    pub fn search_start_for_timestamp(&self, timestamp_ms: i64) -> i64 {
+        self.time_index
+            .lookup_before(timestamp_ms)
+            .map_or(self.base_offset, |(_, rel)| self.base_offset + rel as i64)
+    }
+
+    pub fn base_offset(&self) -> i64 {
+        self.base_offset
+    }
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+    /// The whole log file (a shared map of a sealed segment: no copy).
+    pub fn all_bytes(&self) -> io::Result<Bytes> {
+        self.read_bytes(0, self.size_bytes)
+    }
+    /// Max timestamp of the first batch (`segment.ms` and `max.compaction.lag.ms` age).
+    pub fn first_batch_timestamp_ms(&self) -> Option<i64> {
+        self.first_batch_timestamp_ms
+    }
+    pub fn max_timestamp_ms(&self) -> i64 {
+        self.max_timestamp_ms
+    }
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+    /// The log file handle, for an fsync outside the partition lock.
+    pub fn file(&self) -> Arc<File> {
+        self.log.clone()
+    }
+
+    pub fn set_write_observer(&mut self, observer: Option<Arc<dyn WriteObserver>>) {
+        self.observer = observer;
+    }
+}
+
+/// One segment's bytes as they are at one instant, for reading without the partition lock.
+/// Bytes `[0, size_bytes)` of a segment never change once written: appends go past them,
+/// and a compaction, retention or topic deletion replaces or unlinks the file, while the
+/// map and descriptor held here keep the old bytes readable. [`Segment::view`] takes one
+/// under the lock (with the index lookup); the header walk, the CRC checks and the slicing
+/// run on it after the lock is released. What a read verifies is recorded in the segment's
+/// shared `verified_bytes`.
+pub struct SegmentView {
+    base_offset: i64,
+    next_offset: i64,
+    size_bytes: u64,
+    map: Option<Arc<Mmap>>,
+    log: Arc<File>,
+    path: Arc<Path>,
+    /// The offset index's entry at or before the read's first offset: `(relative, position)`.
+    index_entry: Option<(u32, u32)>,
+    verified_bytes: Arc<AtomicU64>,
+    corruption_reported: Arc<AtomicBool>,
+}
+
+/// `[start, start + len)` of a log file, from `map` when it covers the range (no copy), else
+/// read from the file.
+fn read_range(map: Option<&Arc<Mmap>>, log: &File, start: u64, len: u64) -> io::Result<Bytes> {
+    let end = start + len;
+    if len == 0 {
+        return Ok(Bytes::new());
+    }
+    if let Some(map) = map.filter(|m| end <= m.len() as u64) {
+        return Ok(Bytes::from_owner(MappedLog(
+            map.clone(),
+            start as usize..end as usize,
+        )));
+    }
+    let mut buf = vec![0u8; len as usize];
+    log.read_exact_at(&mut buf, start)?;
+    Ok(Bytes::from(buf))
+}
+
+impl SegmentView {
+    pub fn next_offset(&self) -> i64 {
+        self.next_offset
+    }
+    pub fn size_bytes(&self) -> u64 {
+        self.size_bytes
+    }
+
+    fn read_bytes(&self, start: u64, len: u64) -> io::Result<Bytes> {
+        debug_assert!(start + len <= self.size_bytes);
+        read_range(self.map.as_ref(), &self.log, start, len)
     }
 
     /// Whole batches starting with the one holding `from_offset`, ending before `upper_offset`
@@ -521,10 +646,13 @@ impl Segment {
     /// Where to start reading for `from_offset`: the offset index's entry at or before it,
     /// if that entry points at the batch it names; else the segment start. The check costs
     /// one batch's CRC and keeps a damaged entry (bit rot the open-time check cannot see
-    /// without reading every batch) from sending reads into the middle of a batch.
+    /// without reading every batch) from sending reads into the middle of a batch. The view
+    /// was taken for `from_offset`, so its index entry is the one for it.
     fn start_position(&self, from_offset: i64) -> u64 {
-        let relative = (from_offset.max(self.base_offset) - self.base_offset) as u32;
-        let Some((rel, pos)) = self.offset_index.lookup(relative) else {
+        debug_assert!(self.index_entry.is_none_or(|(rel, _)| {
+            self.base_offset + rel as i64 <= from_offset.max(self.base_offset)
+        }));
+        let Some((rel, pos)) = self.index_entry else {
             return 0;
         };
         let pos = pos as u64;
@@ -549,65 +677,5 @@ impl Segment {
             );
         }
         0
-    }
-
-    /// Calls `visit` on each batch header from the one holding `from_offset` on, with the
-    /// batch's bytes, until it returns false.
-    pub fn scan_from(
-        &self,
-        from_offset: i64,
-        mut visit: impl FnMut(&BatchHeader, &[u8]) -> bool,
-    ) -> io::Result<()> {
-        let start_pos = self.start_position(from_offset);
-        let tail = self.read_bytes(start_pos, self.size_bytes - start_pos)?;
-        for (pos, header) in batch::headers(&tail) {
-            if header.last_offset() < from_offset {
-                continue;
-            }
-            if !visit(&header, &tail[pos..pos + header.total_bytes()]) {
-                break;
-            }
-        }
-        Ok(())
-    }
-
-    /// Offset to start a timestamp search from: every record before it is older than
-    /// `timestamp_ms`.
-    pub fn search_start_for_timestamp(&self, timestamp_ms: i64) -> i64 {
-        self.time_index
-            .lookup_before(timestamp_ms)
-            .map_or(self.base_offset, |(_, rel)| self.base_offset + rel as i64)
-    }
-
-    pub fn base_offset(&self) -> i64 {
-        self.base_offset
-    }
-    pub fn next_offset(&self) -> i64 {
-        self.next_offset
-    }
-    pub fn size_bytes(&self) -> u64 {
-        self.size_bytes
-    }
-    /// The whole log file (a shared map of a sealed segment: no copy).
-    pub fn all_bytes(&self) -> io::Result<Bytes> {
-        self.read_bytes(0, self.size_bytes)
-    }
-    /// Max timestamp of the first batch (`segment.ms` and `max.compaction.lag.ms` age).
-    pub fn first_batch_timestamp_ms(&self) -> Option<i64> {
-        self.first_batch_timestamp_ms
-    }
-    pub fn max_timestamp_ms(&self) -> i64 {
-        self.max_timestamp_ms
-    }
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-    /// The log file handle, for an fsync outside the partition lock.
-    pub fn file(&self) -> Arc<File> {
-        self.log.clone()
-    }
-
-    pub fn set_write_observer(&mut self, observer: Option<Arc<dyn WriteObserver>>) {
-        self.observer = observer;
     }
 }

@@ -466,3 +466,31 @@ fn segments_below_the_recovery_point_are_trusted_after_a_crash() {
     };
     assert!(refused.to_string().contains("corrupt"), "{refused}");
 }
+
+#[test]
+fn a_planned_read_runs_on_the_segments_as_they_were_planned() {
+    let dir = tempfile::tempdir().unwrap();
+    let pdir = dir.path().join("t-0");
+    let mut log = PartitionLog::create(&pdir, small_config()).unwrap();
+    for i in 0..60 {
+        append(&mut log, 3, 1000 + i * 100);
+    }
+    let end = log.log_end_offset();
+    let expected = log.read(0, end, 1 << 20, true).unwrap();
+    // Planned (as under the partition lock), then the log moves on before the read runs:
+    // more appends, and retention deleting the very segment the read starts in.
+    let plan = log.plan_read(0, end, 1 << 20, true).unwrap();
+    for i in 0..10 {
+        append(&mut log, 3, 9000 + i);
+    }
+    assert!(log.apply_retention(1_000_000, 1000, -1).unwrap() > 0);
+    assert!(!pdir.join("00000000000000000000.log").exists());
+    let got = plan.run().unwrap();
+    assert_eq!(
+        got, expected,
+        "the planned read serves the bytes as they were"
+    );
+    assert_eq!(offsets_in(&got)[0].0, 0);
+    // Nothing appended after the plan is in it, even from the same segment.
+    assert!(offsets_in(&got).iter().all(|(_, last)| *last < end));
+}
