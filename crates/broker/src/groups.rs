@@ -11,7 +11,9 @@ use crate::internal::OFFSETS_TOPIC;
 use crate::internal_log::{self, Record, Replayed};
 use crate::state::State;
 use klamm_config::Config;
-use klamm_coordinator::{Answer, Coordinator, Effects, GroupConfig, JoinOutcome, SyncOutcome};
+use klamm_coordinator::{
+    Answer, Coordinator, Effects, ErrorCode, GroupConfig, JoinOutcome, SyncOutcome,
+};
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 use tokio::sync::oneshot;
@@ -100,15 +102,10 @@ impl GroupCoordinator {
     pub fn answer_parked_for_shutdown(&self) {
         let mut inner = self.lock();
         for ((_, member_id), tx) in inner.joins.drain() {
-            let _ = tx.send(JoinOutcome::error(
-                klamm_coordinator::errors::NOT_COORDINATOR,
-                &member_id,
-            ));
+            let _ = tx.send(JoinOutcome::error(ErrorCode::NotCoordinator, &member_id));
         }
         for (_, tx) in inner.syncs.drain() {
-            let _ = tx.send(SyncOutcome::error(
-                klamm_coordinator::errors::NOT_COORDINATOR,
-            ));
+            let _ = tx.send(SyncOutcome::error(ErrorCode::NotCoordinator));
         }
     }
 

@@ -11,7 +11,7 @@
 use crate::internal::TXN_TOPIC;
 use crate::internal_log::{self, Record, Replayed};
 use crate::state::State;
-use klamm_coordinator::txn::errors;
+use klamm_coordinator::ErrorCode;
 use klamm_coordinator::{Markers, TxnConfig, TxnCoordinator, TxnEffects};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -33,11 +33,11 @@ pub fn txn_config(broker_config: &klamm_config::Config) -> TxnConfig {
 }
 
 /// PRODUCER_FENCED as clients older than `fenced_since` know it: INVALID_PRODUCER_EPOCH.
-pub fn for_version(code: i16, version: i16, fenced_since: i16) -> i16 {
-    if code == errors::PRODUCER_FENCED && version < fenced_since {
-        errors::INVALID_PRODUCER_EPOCH
+pub fn for_version(code: ErrorCode, version: i16, fenced_since: i16) -> i16 {
+    if code == ErrorCode::ProducerFenced && version < fenced_since {
+        ErrorCode::InvalidProducerEpoch.code()
     } else {
-        code
+        code.code()
     }
 }
 
@@ -91,9 +91,9 @@ impl TxnDriver {
         transactional_id: Option<&str>,
         producer: (i64, i16),
         partition: (&str, i32),
-    ) -> Result<MutexGuard<'_, TxnCoordinator>, i16> {
+    ) -> Result<MutexGuard<'_, TxnCoordinator>, ErrorCode> {
         let Some(id) = transactional_id else {
-            return Err(errors::INVALID_TXN_STATE);
+            return Err(ErrorCode::InvalidTxnState);
         };
         let inner = self.lock();
         inner.verify(id, producer.0, producer.1, partition)?;
@@ -215,4 +215,28 @@ pub fn tick_once<B: Coordinators>(
     }
     tracing::info!(transactions = ?complete, "aborting timed-out transactions");
     Some(finish(broker.clone(), waits, complete))
+}
+
+#[cfg(test)]
+mod tests {
+    use kafka_protocol::error::ResponseError;
+    use klamm_coordinator::ErrorCode;
+
+    #[test]
+    fn every_coordinator_error_code_is_kafkas_code_of_that_name() {
+        for e in ErrorCode::ALL {
+            let name = format!("{e:?}");
+            match ResponseError::try_from_code(e.code()) {
+                None => assert_eq!(e, ErrorCode::None),
+                Some(k) => assert_eq!(format!("{k:?}"), name, "code {}", e.code()),
+            }
+        }
+    }
+
+    #[test]
+    fn producer_fenced_is_invalid_producer_epoch_for_older_clients() {
+        assert_eq!(super::for_version(ErrorCode::ProducerFenced, 3, 4), 47);
+        assert_eq!(super::for_version(ErrorCode::ProducerFenced, 4, 4), 90);
+        assert_eq!(super::for_version(ErrorCode::InvalidTxnState, 0, 4), 48);
+    }
 }

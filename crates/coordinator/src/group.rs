@@ -5,7 +5,7 @@
 //! Stable. A new or departing member, a changed subscription or a session timeout sends a
 //! Stable group back to PreparingRebalance.
 
-use crate::{errors, Answer, Effects, GroupConfig, GroupRecord};
+use crate::{Answer, Effects, ErrorCode, GroupConfig, GroupRecord};
 use bytes::Bytes;
 use klamm_protocol::group_records::{self, GroupKey, GroupValue, MemberValue};
 use std::collections::BTreeMap;
@@ -48,7 +48,7 @@ pub struct JoinRequest {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct JoinOutcome {
-    pub error: i16,
+    pub error: ErrorCode,
     pub generation: i32,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
@@ -59,7 +59,7 @@ pub struct JoinOutcome {
 }
 
 impl JoinOutcome {
-    pub fn error(error: i16, member_id: &str) -> JoinOutcome {
+    pub fn error(error: ErrorCode, member_id: &str) -> JoinOutcome {
         JoinOutcome {
             error,
             generation: -1,
@@ -86,14 +86,14 @@ pub struct SyncRequest {
 
 #[derive(Debug, Clone, PartialEq)]
 pub struct SyncOutcome {
-    pub error: i16,
+    pub error: ErrorCode,
     pub protocol_type: Option<String>,
     pub protocol_name: Option<String>,
     pub assignment: Bytes,
 }
 
 impl SyncOutcome {
-    pub fn error(error: i16) -> SyncOutcome {
+    pub fn error(error: ErrorCode) -> SyncOutcome {
         SyncOutcome {
             error,
             protocol_type: None,
@@ -272,7 +272,7 @@ impl Group {
             Vec::new()
         };
         JoinOutcome {
-            error: errors::NONE,
+            error: ErrorCode::None,
             generation: self.generation,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
@@ -292,7 +292,7 @@ impl Group {
         let now = |o: JoinOutcome| (Answer::Now(o), Effects::default());
         if !self.supports(&req.protocol_type, &req.protocols) {
             return now(JoinOutcome::error(
-                errors::INCONSISTENT_GROUP_PROTOCOL,
+                ErrorCode::InconsistentGroupProtocol,
                 &req.member_id,
             ));
         }
@@ -305,14 +305,14 @@ impl Group {
             }
         } else if req.require_known_member_id {
             if self.members.len() + self.pending.len() >= config.max_group_size {
-                return now(JoinOutcome::error(errors::GROUP_MAX_SIZE_REACHED, ""));
+                return now(JoinOutcome::error(ErrorCode::GroupMaxSizeReached, ""));
             }
             self.pending
                 .insert(id.clone(), now_ms + req.session_timeout_ms as i64);
-            return now(JoinOutcome::error(errors::MEMBER_ID_REQUIRED, &id));
+            return now(JoinOutcome::error(ErrorCode::MemberIdRequired, &id));
         }
         if self.members.len() >= config.max_group_size {
-            return now(JoinOutcome::error(errors::GROUP_MAX_SIZE_REACHED, ""));
+            return now(JoinOutcome::error(ErrorCode::GroupMaxSizeReached, ""));
         }
         self.add_member(id, req, config, now_ms)
     }
@@ -332,7 +332,7 @@ impl Group {
             return now(JoinOutcome::error(err, &id));
         }
         let Some(member) = self.members.get_mut(&id) else {
-            return now(JoinOutcome::error(errors::UNKNOWN_MEMBER_ID, &id));
+            return now(JoinOutcome::error(ErrorCode::UnknownMemberId, &id));
         };
         let changed = member.protocols != req.protocols;
         member.protocols = req.protocols;
@@ -422,7 +422,7 @@ impl Group {
         let mut effects = Effects::default();
         let Some(mut member) = self.members.remove(old_id) else {
             return (
-                Answer::Now(JoinOutcome::error(errors::UNKNOWN_MEMBER_ID, "")),
+                Answer::Now(JoinOutcome::error(ErrorCode::UnknownMemberId, "")),
                 effects,
             );
         };
@@ -430,14 +430,14 @@ impl Group {
             effects.joins.push((
                 self.id.clone(),
                 old_id.to_string(),
-                JoinOutcome::error(errors::FENCED_INSTANCE_ID, old_id),
+                JoinOutcome::error(ErrorCode::FencedInstanceId, old_id),
             ));
         }
         if member.awaiting_sync {
             effects.syncs.push((
                 self.id.clone(),
                 old_id.to_string(),
-                SyncOutcome::error(errors::FENCED_INSTANCE_ID),
+                SyncOutcome::error(ErrorCode::FencedInstanceId),
             ));
         }
         let changed = member.protocols != req.protocols;
@@ -472,10 +472,10 @@ impl Group {
     }
 
     /// FENCED_INSTANCE_ID when `instance_id` belongs to another member id.
-    fn fenced(&self, member_id: &str, instance_id: Option<&str>) -> Option<i16> {
+    fn fenced(&self, member_id: &str, instance_id: Option<&str>) -> Option<ErrorCode> {
         let instance = instance_id?;
         match self.static_members.get(instance) {
-            Some(known) if known != member_id => Some(errors::FENCED_INSTANCE_ID),
+            Some(known) if known != member_id => Some(ErrorCode::FencedInstanceId),
             _ => None,
         }
     }
@@ -488,7 +488,7 @@ impl Group {
                 effects.syncs.push((
                     self.id.clone(),
                     m.id.clone(),
-                    SyncOutcome::error(errors::REBALANCE_IN_PROGRESS),
+                    SyncOutcome::error(ErrorCode::RebalanceInProgress),
                 ));
             }
         }
@@ -565,15 +565,15 @@ impl Group {
         config: &GroupConfig,
         now_ms: i64,
     ) -> (Answer<SyncOutcome>, Effects) {
-        let now = |e: i16| (Answer::Now(SyncOutcome::error(e)), Effects::default());
+        let now = |e: ErrorCode| (Answer::Now(SyncOutcome::error(e)), Effects::default());
         if let Some(err) = self.fenced(&req.member_id, req.group_instance_id.as_deref()) {
             return now(err);
         }
         if !self.members.contains_key(&req.member_id) {
-            return now(errors::UNKNOWN_MEMBER_ID);
+            return now(ErrorCode::UnknownMemberId);
         }
         if req.generation != self.generation {
-            return now(errors::ILLEGAL_GENERATION);
+            return now(ErrorCode::IllegalGeneration);
         }
         let type_mismatch = req
             .protocol_type
@@ -584,13 +584,13 @@ impl Group {
             .as_ref()
             .is_some_and(|n| Some(n) != self.protocol.as_ref());
         if type_mismatch || name_mismatch {
-            return now(errors::INCONSISTENT_GROUP_PROTOCOL);
+            return now(ErrorCode::InconsistentGroupProtocol);
         }
         let member = self.members.get_mut(&req.member_id).expect("checked above");
         member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
         match self.state {
-            GroupState::Empty => now(errors::UNKNOWN_MEMBER_ID),
-            GroupState::PreparingRebalance => now(errors::REBALANCE_IN_PROGRESS),
+            GroupState::Empty => now(ErrorCode::UnknownMemberId),
+            GroupState::PreparingRebalance => now(ErrorCode::RebalanceInProgress),
             GroupState::Stable => {
                 let assignment = member.assignment.clone();
                 (
@@ -608,7 +608,7 @@ impl Group {
                         .any(|(_, a)| a.len() > config.member_metadata_max_bytes)
                     {
                         member.awaiting_sync = false;
-                        return now(errors::INVALID_REQUEST);
+                        return now(ErrorCode::InvalidRequest);
                     }
                     effects = self.complete_sync(req.assignments, now_ms);
                 }
@@ -624,7 +624,7 @@ impl Group {
 
     fn sync_outcome(&self, assignment: Bytes) -> SyncOutcome {
         SyncOutcome {
-            error: errors::NONE,
+            error: ErrorCode::None,
             protocol_type: self.protocol_type.clone(),
             protocol_name: self.protocol.clone(),
             assignment,
@@ -663,20 +663,20 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         if let Some(err) = self.fenced(member_id, instance_id) {
             return err;
         }
         let Some(member) = self.members.get_mut(member_id) else {
-            return errors::UNKNOWN_MEMBER_ID;
+            return ErrorCode::UnknownMemberId;
         };
         if generation != self.generation {
-            return errors::ILLEGAL_GENERATION;
+            return ErrorCode::IllegalGeneration;
         }
         member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
         match self.state {
-            GroupState::PreparingRebalance => errors::REBALANCE_IN_PROGRESS,
-            _ => errors::NONE,
+            GroupState::PreparingRebalance => ErrorCode::RebalanceInProgress,
+            _ => ErrorCode::None,
         }
     }
 
@@ -687,18 +687,18 @@ impl Group {
         instance_id: Option<&str>,
         generation: i32,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         if generation < 0 && member_id.is_empty() && self.members.is_empty() {
-            return errors::NONE;
+            return ErrorCode::None;
         }
         if let Some(err) = self.fenced(member_id, instance_id) {
             return err;
         }
         let Some(member) = self.members.get_mut(member_id) else {
-            return errors::UNKNOWN_MEMBER_ID;
+            return ErrorCode::UnknownMemberId;
         };
         if generation != self.generation {
-            return errors::ILLEGAL_GENERATION;
+            return ErrorCode::IllegalGeneration;
         }
         member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
         // As Kafka: a member of the current generation may commit while the group is
@@ -707,8 +707,8 @@ impl Group {
         // between JoinGroup and SyncGroup, when the member has not got its new
         // assignment yet, is the commit refused with a retriable error.
         match self.state {
-            GroupState::CompletingRebalance => errors::REBALANCE_IN_PROGRESS,
-            _ => errors::NONE,
+            GroupState::CompletingRebalance => ErrorCode::RebalanceInProgress,
+            _ => ErrorCode::None,
         }
     }
 
@@ -717,7 +717,7 @@ impl Group {
         members: &[(String, Option<String>)],
         config: &GroupConfig,
         now_ms: i64,
-    ) -> (Vec<i16>, Effects) {
+    ) -> (Vec<ErrorCode>, Effects) {
         let mut effects = Effects::default();
         let mut errs = Vec::with_capacity(members.len());
         let mut removed_any = false;
@@ -725,28 +725,28 @@ impl Group {
             let id = match instance_id {
                 Some(instance) => match self.static_members.get(instance) {
                     Some(known) if !member_id.is_empty() && known != member_id => {
-                        errs.push(errors::FENCED_INSTANCE_ID);
+                        errs.push(ErrorCode::FencedInstanceId);
                         continue;
                     }
                     Some(known) => known.clone(),
                     None => {
-                        errs.push(errors::UNKNOWN_MEMBER_ID);
+                        errs.push(ErrorCode::UnknownMemberId);
                         continue;
                     }
                 },
                 None => member_id.clone(),
             };
             if self.pending.remove(&id).is_some() {
-                errs.push(errors::NONE);
+                errs.push(ErrorCode::None);
                 continue;
             }
             if !self.members.contains_key(&id) {
-                errs.push(errors::UNKNOWN_MEMBER_ID);
+                errs.push(ErrorCode::UnknownMemberId);
                 continue;
             }
             effects.merge(self.remove_member(&id));
             removed_any = true;
-            errs.push(errors::NONE);
+            errs.push(ErrorCode::None);
         }
         if removed_any {
             effects.merge(self.after_removal(config, now_ms));
@@ -766,14 +766,14 @@ impl Group {
                 effects.joins.push((
                     self.id.clone(),
                     m.id.clone(),
-                    JoinOutcome::error(errors::UNKNOWN_MEMBER_ID, &m.id),
+                    JoinOutcome::error(ErrorCode::UnknownMemberId, &m.id),
                 ));
             }
             if m.awaiting_sync {
                 effects.syncs.push((
                     self.id.clone(),
                     m.id.clone(),
-                    SyncOutcome::error(errors::UNKNOWN_MEMBER_ID),
+                    SyncOutcome::error(ErrorCode::UnknownMemberId),
                 ));
             }
         }

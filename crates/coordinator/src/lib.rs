@@ -10,6 +10,7 @@
 //! Architecture invariant: no I/O, no clock, no tasks. The broker's driver owns the sockets,
 //! the timers' ticking and the appends; this crate only decides.
 
+mod error_code;
 mod group;
 mod offsets;
 pub mod txn;
@@ -27,26 +28,7 @@ use group::Group;
 use klamm_protocol::group_records::{GroupKey, GroupValue, OffsetValue};
 use std::collections::BTreeMap;
 
-/// Kafka error codes this crate answers with.
-pub mod errors {
-    pub const NONE: i16 = 0;
-    pub const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
-    pub const OFFSET_METADATA_TOO_LARGE: i16 = 12;
-    pub const NOT_COORDINATOR: i16 = 16;
-    pub const ILLEGAL_GENERATION: i16 = 22;
-    pub const INCONSISTENT_GROUP_PROTOCOL: i16 = 23;
-    pub const INVALID_GROUP_ID: i16 = 24;
-    pub const UNKNOWN_MEMBER_ID: i16 = 25;
-    pub const INVALID_SESSION_TIMEOUT: i16 = 26;
-    pub const REBALANCE_IN_PROGRESS: i16 = 27;
-    pub const NON_EMPTY_GROUP: i16 = 68;
-    pub const GROUP_ID_NOT_FOUND: i16 = 69;
-    pub const MEMBER_ID_REQUIRED: i16 = 79;
-    pub const FENCED_INSTANCE_ID: i16 = 82;
-    pub const GROUP_MAX_SIZE_REACHED: i16 = 81;
-    pub const GROUP_SUBSCRIBED_TO_TOPIC: i16 = 86;
-    pub const INVALID_REQUEST: i16 = 42;
-}
+pub use error_code::ErrorCode;
 
 /// Limits and timings, from the broker's config (Kafka's names in the comments).
 #[derive(Debug, Clone)]
@@ -224,7 +206,10 @@ impl Coordinator {
     pub fn join(&mut self, req: JoinRequest, now_ms: i64) -> (Answer<JoinOutcome>, Effects) {
         if req.group_id.is_empty() {
             return (
-                Answer::Now(JoinOutcome::error(errors::INVALID_GROUP_ID, &req.member_id)),
+                Answer::Now(JoinOutcome::error(
+                    ErrorCode::InvalidGroupId,
+                    &req.member_id,
+                )),
                 Effects::default(),
             );
         }
@@ -233,7 +218,7 @@ impl Coordinator {
         {
             return (
                 Answer::Now(JoinOutcome::error(
-                    errors::INVALID_SESSION_TIMEOUT,
+                    ErrorCode::InvalidSessionTimeout,
                     &req.member_id,
                 )),
                 Effects::default(),
@@ -243,7 +228,7 @@ impl Coordinator {
         if metadata_bytes > self.config.member_metadata_max_bytes || req.protocols.is_empty() {
             return (
                 Answer::Now(JoinOutcome::error(
-                    errors::INCONSISTENT_GROUP_PROTOCOL,
+                    ErrorCode::InconsistentGroupProtocol,
                     &req.member_id,
                 )),
                 Effects::default(),
@@ -254,7 +239,7 @@ impl Coordinator {
         if !self.has_metadata_room_for(metadata_bytes, holds, now_ms) {
             return (
                 Answer::Now(JoinOutcome::error(
-                    errors::GROUP_MAX_SIZE_REACHED,
+                    ErrorCode::GroupMaxSizeReached,
                     &req.member_id,
                 )),
                 Effects::default(),
@@ -263,7 +248,7 @@ impl Coordinator {
         if !self.has_room_for(&req.group_id) {
             return (
                 Answer::Now(JoinOutcome::error(
-                    errors::GROUP_MAX_SIZE_REACHED,
+                    ErrorCode::GroupMaxSizeReached,
                     &req.member_id,
                 )),
                 Effects::default(),
@@ -313,7 +298,7 @@ impl Coordinator {
         let config = self.config.clone();
         match self.groups.get_mut(&req.group_id) {
             None => (
-                Answer::Now(SyncOutcome::error(errors::UNKNOWN_MEMBER_ID)),
+                Answer::Now(SyncOutcome::error(ErrorCode::UnknownMemberId)),
                 Effects::default(),
             ),
             Some(g) => g.sync(req, &config, now_ms),
@@ -327,9 +312,9 @@ impl Coordinator {
         instance_id: Option<&str>,
         generation: i32,
         now_ms: i64,
-    ) -> i16 {
+    ) -> ErrorCode {
         match self.groups.get_mut(group_id) {
-            None => errors::UNKNOWN_MEMBER_ID,
+            None => ErrorCode::UnknownMemberId,
             Some(g) => g.heartbeat(member_id, instance_id, generation, now_ms),
         }
     }
@@ -340,17 +325,17 @@ impl Coordinator {
         group_id: &str,
         members: &[(String, Option<String>)],
         now_ms: i64,
-    ) -> (i16, Vec<i16>, Effects) {
+    ) -> (ErrorCode, Vec<ErrorCode>, Effects) {
         let config = self.config.clone();
         match self.groups.get_mut(group_id) {
             None => (
-                errors::UNKNOWN_MEMBER_ID,
-                vec![errors::UNKNOWN_MEMBER_ID; members.len()],
+                ErrorCode::UnknownMemberId,
+                vec![ErrorCode::UnknownMemberId; members.len()],
                 Effects::default(),
             ),
             Some(g) => {
                 let (errs, effects) = g.leave(members, &config, now_ms);
-                (errors::NONE, errs, effects)
+                (ErrorCode::None, errs, effects)
             }
         }
     }
@@ -362,10 +347,10 @@ impl Coordinator {
         req: CommitRequest,
         topic_exists: impl Fn(&str, i32) -> bool,
         now_ms: i64,
-    ) -> (Vec<i16>, Effects) {
+    ) -> (Vec<ErrorCode>, Effects) {
         if req.group_id.is_empty() {
             return (
-                vec![errors::INVALID_GROUP_ID; req.offsets.len()],
+                vec![ErrorCode::InvalidGroupId; req.offsets.len()],
                 Effects::default(),
             );
         }
@@ -377,17 +362,17 @@ impl Coordinator {
                 req.generation,
                 now_ms,
             ),
-            None if req.generation < 0 && !room => errors::GROUP_MAX_SIZE_REACHED,
+            None if req.generation < 0 && !room => ErrorCode::GroupMaxSizeReached,
             None if req.generation < 0 => {
                 // A consumer that assigns partitions itself commits with generation -1: the
                 // group exists only to hold its offsets.
                 self.groups
                     .insert(req.group_id.clone(), Group::new(&req.group_id, now_ms));
-                errors::NONE
+                ErrorCode::None
             }
-            None => errors::ILLEGAL_GENERATION,
+            None => ErrorCode::IllegalGeneration,
         };
-        if group_error != errors::NONE {
+        if group_error != ErrorCode::None {
             return (vec![group_error; req.offsets.len()], Effects::default());
         }
         self.offsets
@@ -401,13 +386,13 @@ impl Coordinator {
         req: TxnCommitRequest,
         topic_exists: impl Fn(&str, i32) -> bool,
         now_ms: i64,
-    ) -> (Vec<i16>, Effects) {
+    ) -> (Vec<ErrorCode>, Effects) {
         let mut effects = Effects::default();
         if req.group_id.is_empty() {
-            return (vec![errors::INVALID_GROUP_ID; req.offsets.len()], effects);
+            return (vec![ErrorCode::InvalidGroupId; req.offsets.len()], effects);
         }
         if !self.has_room_for(&req.group_id) {
-            let refused = vec![errors::GROUP_MAX_SIZE_REACHED; req.offsets.len()];
+            let refused = vec![ErrorCode::GroupMaxSizeReached; req.offsets.len()];
             return (refused, effects);
         }
         if req.generation >= 0 || !req.member_id.is_empty() {
@@ -418,9 +403,9 @@ impl Coordinator {
                     req.generation,
                     now_ms,
                 ),
-                None => errors::ILLEGAL_GENERATION,
+                None => ErrorCode::IllegalGeneration,
             };
-            if group_error != errors::NONE {
+            if group_error != ErrorCode::None {
                 return (vec![group_error; req.offsets.len()], effects);
             }
         }
@@ -442,7 +427,7 @@ impl Coordinator {
                 .entry(req.producer_id)
                 .or_default()
                 .insert((req.group_id.clone(), topic.clone(), partition), value);
-            errs.push(errors::NONE);
+            errs.push(ErrorCode::None);
         }
         (errs, effects)
     }
@@ -531,12 +516,12 @@ impl Coordinator {
     }
 
     /// Deletes an empty group and its offsets.
-    pub fn delete_group(&mut self, group_id: &str) -> (i16, Effects) {
+    pub fn delete_group(&mut self, group_id: &str) -> (ErrorCode, Effects) {
         let Some(g) = self.groups.get(group_id) else {
-            return (errors::GROUP_ID_NOT_FOUND, Effects::default());
+            return (ErrorCode::GroupIdNotFound, Effects::default());
         };
         if g.members_len() > 0 {
-            return (errors::NON_EMPTY_GROUP, Effects::default());
+            return (ErrorCode::NonEmptyGroup, Effects::default());
         }
         self.groups.remove(group_id);
         let mut effects = self.offsets.delete_group(group_id);
@@ -548,7 +533,7 @@ impl Coordinator {
             .encode(),
             value: None,
         });
-        (errors::NONE, effects)
+        (ErrorCode::None, effects)
     }
 
     /// Deletes committed offsets of partitions the group does not consume.
@@ -556,23 +541,23 @@ impl Coordinator {
         &mut self,
         group_id: &str,
         partitions: &[(String, i32)],
-    ) -> (i16, Vec<i16>, Effects) {
+    ) -> (ErrorCode, Vec<ErrorCode>, Effects) {
         let Some(g) = self.groups.get(group_id) else {
-            return (errors::GROUP_ID_NOT_FOUND, Vec::new(), Effects::default());
+            return (ErrorCode::GroupIdNotFound, Vec::new(), Effects::default());
         };
         let subscribed = g.subscribed_topics();
         let mut errs = Vec::with_capacity(partitions.len());
         let mut deletable = Vec::new();
         for (topic, p) in partitions {
             if subscribed.contains(topic) {
-                errs.push(errors::GROUP_SUBSCRIBED_TO_TOPIC);
+                errs.push(ErrorCode::GroupSubscribedToTopic);
             } else {
-                errs.push(errors::NONE);
+                errs.push(ErrorCode::None);
                 deletable.push((topic.clone(), *p));
             }
         }
         let effects = self.offsets.delete(group_id, &deletable);
-        (errors::NONE, errs, effects)
+        (ErrorCode::None, errs, effects)
     }
 
     /// Advances every timer to `now_ms`.

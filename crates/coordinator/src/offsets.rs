@@ -1,7 +1,7 @@
 //! Committed offsets per group, and their `__consumer_offsets` records.
 
 use crate::group::Group;
-use crate::{errors, Effects, GroupConfig, GroupRecord};
+use crate::{Effects, ErrorCode, GroupConfig, GroupRecord};
 use klamm_protocol::group_records::{GroupKey, OffsetValue};
 use std::collections::BTreeMap;
 
@@ -50,13 +50,13 @@ pub(crate) fn checked_value(
     config: &GroupConfig,
     topic_exists: &impl Fn(&str, i32) -> bool,
     now_ms: i64,
-) -> Result<OffsetValue, i16> {
+) -> Result<OffsetValue, ErrorCode> {
     let metadata = metadata.clone().unwrap_or_default();
     if metadata.len() > config.offset_metadata_max_bytes {
-        return Err(errors::OFFSET_METADATA_TOO_LARGE);
+        return Err(ErrorCode::OffsetMetadataTooLarge);
     }
     if !topic_exists(topic, *partition) {
-        return Err(errors::UNKNOWN_TOPIC_OR_PARTITION);
+        return Err(ErrorCode::UnknownTopicOrPartition);
     }
     Ok(OffsetValue {
         offset: *offset,
@@ -73,7 +73,7 @@ impl OffsetStore {
         config: &GroupConfig,
         topic_exists: impl Fn(&str, i32) -> bool,
         now_ms: i64,
-    ) -> (Vec<i16>, Effects) {
+    ) -> (Vec<ErrorCode>, Effects) {
         let mut effects = Effects::default();
         let mut errs = Vec::with_capacity(req.offsets.len());
         for entry in &req.offsets {
@@ -89,7 +89,7 @@ impl OffsetStore {
                 .records
                 .push(record(&req.group_id, topic, partition, Some(&value)));
             self.put(&req.group_id, topic, partition, value);
-            errs.push(errors::NONE);
+            errs.push(ErrorCode::None);
         }
         (errs, effects)
     }

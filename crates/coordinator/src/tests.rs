@@ -36,7 +36,7 @@ fn new_member(c: &mut Coordinator, now: i64) -> (String, Effects) {
     let Answer::Now(o) = answer else {
         panic!("expected MEMBER_ID_REQUIRED")
     };
-    assert_eq!(o.error, errors::MEMBER_ID_REQUIRED);
+    assert_eq!(o.error, ErrorCode::MemberIdRequired);
     let (answer, effects) = c.join(join_req(&o.member_id, None, RANGE), now);
     assert!(matches!(answer, Answer::Parked { .. }));
     (o.member_id, effects)
@@ -93,7 +93,7 @@ fn two_members_join_sync_and_heartbeat() {
     assert!(effects.joins.is_empty());
     assert_eq!(
         c.heartbeat("g", &a, None, 1, 150),
-        errors::REBALANCE_IN_PROGRESS
+        ErrorCode::RebalanceInProgress
     );
     let (answer, effects) = c.join(join_req(&a, None, RANGE), 200);
     assert!(matches!(answer, Answer::Parked { .. }));
@@ -120,14 +120,14 @@ fn two_members_join_sync_and_heartbeat() {
         1,
         "group metadata is stored once stable"
     );
-    assert_eq!(c.heartbeat("g", &b, None, 2, 300), errors::NONE);
+    assert_eq!(c.heartbeat("g", &b, None, 2, 300), ErrorCode::None);
     assert_eq!(
         c.heartbeat("g", &b, None, 1, 300),
-        errors::ILLEGAL_GENERATION
+        ErrorCode::IllegalGeneration
     );
     assert_eq!(
         c.heartbeat("g", "nobody", None, 2, 300),
-        errors::UNKNOWN_MEMBER_ID
+        ErrorCode::UnknownMemberId
     );
 }
 
@@ -143,9 +143,9 @@ fn session_timeout_removes_a_silent_member() {
     // `a` keeps heartbeating; `b` goes silent.
     for t in (1000..SESSION_MS as i64 + 2000).step_by(1000) {
         let expected = if t <= SESSION_MS as i64 {
-            errors::NONE
+            ErrorCode::None
         } else {
-            errors::REBALANCE_IN_PROGRESS
+            ErrorCode::RebalanceInProgress
         };
         assert_eq!(c.heartbeat("g", &a, None, 2, t), expected, "at {t} ms");
         c.tick(t);
@@ -175,13 +175,13 @@ fn static_member_restart_causes_no_rebalance() {
     let Answer::Now(o) = answer else {
         panic!("a static rejoin in a stable group answers at once")
     };
-    assert_eq!((o.error, o.generation), (errors::NONE, 1));
+    assert_eq!((o.error, o.generation), (ErrorCode::None, 1));
     assert_ne!(o.member_id, first_id);
     assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
     // The old incarnation is fenced.
     assert_eq!(
         c.heartbeat("g", &first_id, Some("i1"), 1, 1000),
-        errors::FENCED_INSTANCE_ID
+        ErrorCode::FencedInstanceId
     );
     let (answer, _) = sync(&mut c, &o.member_id, 1, vec![], 1001);
     let Answer::Now(s) = answer else { panic!() };
@@ -209,19 +209,19 @@ fn inconsistent_protocols_and_bad_input() {
     new_member(&mut c, 0);
     let (answer, _) = c.join(join_req("", None, &[("roundrobin", b"x")]), 0);
     let Answer::Now(o) = answer else { panic!() };
-    assert_eq!(o.error, errors::INCONSISTENT_GROUP_PROTOCOL);
+    assert_eq!(o.error, ErrorCode::InconsistentGroupProtocol);
     let mut bad = join_req("", None, RANGE);
     bad.session_timeout_ms = 1;
     let Answer::Now(o) = c.join(bad, 0).0 else {
         panic!()
     };
-    assert_eq!(o.error, errors::INVALID_SESSION_TIMEOUT);
+    assert_eq!(o.error, ErrorCode::InvalidSessionTimeout);
     let mut huge = join_req("", None, &[]);
     huge.protocols = vec![("range".into(), Bytes::from(vec![0u8; 2 << 20]))];
     let Answer::Now(o) = c.join(huge, 0).0 else {
         panic!()
     };
-    assert_ne!(o.error, errors::NONE);
+    assert_ne!(o.error, ErrorCode::None);
 }
 
 fn commit(
@@ -230,7 +230,7 @@ fn commit(
     generation: i32,
     offset: i64,
     now: i64,
-) -> (Vec<i16>, Effects) {
+) -> (Vec<ErrorCode>, Effects) {
     c.commit(
         CommitRequest {
             group_id: "g".into(),
@@ -249,7 +249,7 @@ fn offsets_commit_fetch_replay_and_expire() {
     let mut c = Coordinator::new(config());
     // A standalone consumer commits with generation -1.
     let (errs, effects) = commit(&mut c, "", -1, 42, 0);
-    assert_eq!(errs, vec![errors::NONE]);
+    assert_eq!(errs, vec![ErrorCode::None]);
     let fetched = c.fetch_offsets("g", None);
     assert_eq!(
         fetched[0]
@@ -276,17 +276,17 @@ fn offsets_commit_fetch_replay_and_expire() {
     let (a, _) = new_member(&mut c, 10);
     assert_eq!(
         commit(&mut c, &a, 0, 1, 20).0,
-        vec![errors::ILLEGAL_GENERATION]
+        vec![ErrorCode::IllegalGeneration]
     );
     sync(&mut c, &a, 1, vec![], 30);
-    assert_eq!(commit(&mut c, &a, 1, 50, 40).0, vec![errors::NONE]);
+    assert_eq!(commit(&mut c, &a, 1, 50, 40).0, vec![ErrorCode::None]);
     assert_eq!(
         commit(&mut c, "x", 1, 50, 40).0,
-        vec![errors::UNKNOWN_MEMBER_ID]
+        vec![ErrorCode::UnknownMemberId]
     );
     // Leaving empties the group; its offsets expire after the retention.
     let (_, errs, _) = c.leave("g", &[(a.clone(), None)], 50);
-    assert_eq!(errs, vec![errors::NONE]);
+    assert_eq!(errs, vec![ErrorCode::None]);
     assert_eq!(c.describe("g").unwrap().state, GroupState::Empty);
     let retention = c.config().offsets_retention_ms;
     assert!(c.tick(retention).records.is_empty());
@@ -304,11 +304,11 @@ fn delete_group_and_offsets() {
     let mut c = Coordinator::new(config());
     commit(&mut c, "", -1, 1, 0);
     let (err, errs, effects) = c.delete_offsets("g", &[("t".into(), 0)]);
-    assert_eq!((err, errs), (errors::NONE, vec![errors::NONE]));
+    assert_eq!((err, errs), (ErrorCode::None, vec![ErrorCode::None]));
     assert_eq!(effects.records.len(), 1);
-    assert_eq!(c.delete_group("nope").0, errors::GROUP_ID_NOT_FOUND);
+    assert_eq!(c.delete_group("nope").0, ErrorCode::GroupIdNotFound);
     new_member(&mut c, 0);
-    assert_eq!(c.delete_group("g").0, errors::NON_EMPTY_GROUP);
+    assert_eq!(c.delete_group("g").0, ErrorCode::NonEmptyGroup);
 }
 
 #[test]
@@ -339,7 +339,7 @@ fn commits_during_a_rebalance_follow_kafka() {
         c.describe("g").unwrap().state,
         GroupState::PreparingRebalance
     );
-    assert_eq!(commit(&mut c, &a, 1, 5, 110).0, vec![errors::NONE]);
+    assert_eq!(commit(&mut c, &a, 1, 5, 110).0, vec![ErrorCode::None]);
     // Both joined, no sync yet: CompletingRebalance refuses with a retriable error.
     c.join(join_req(&a, None, RANGE), 120);
     assert_eq!(
@@ -348,16 +348,16 @@ fn commits_during_a_rebalance_follow_kafka() {
     );
     assert_eq!(
         commit(&mut c, &a, 2, 6, 130).0,
-        vec![errors::REBALANCE_IN_PROGRESS]
+        vec![ErrorCode::RebalanceInProgress]
     );
     sync(&mut c, &b, 2, vec![], 140);
     sync(&mut c, &a, 2, vec![], 150);
     // Stable again: the old generation is refused, the new one accepted.
     assert_eq!(
         commit(&mut c, &a, 1, 7, 160).0,
-        vec![errors::ILLEGAL_GENERATION]
+        vec![ErrorCode::IllegalGeneration]
     );
-    assert_eq!(commit(&mut c, &b, 2, 8, 170).0, vec![errors::NONE]);
+    assert_eq!(commit(&mut c, &b, 2, 8, 170).0, vec![ErrorCode::None]);
 }
 
 #[test]
@@ -372,7 +372,7 @@ fn group_max_size_refuses_the_member_over_the_limit() {
     let Answer::Now(o) = answer else {
         panic!("expected an immediate refusal")
     };
-    assert_eq!(o.error, errors::GROUP_MAX_SIZE_REACHED);
+    assert_eq!(o.error, ErrorCode::GroupMaxSizeReached);
     assert_eq!(c.describe("g").unwrap().members.len(), 2);
 }
 
@@ -396,7 +396,10 @@ fn offset_metadata_above_the_limit_is_refused_per_partition() {
         |t, _| t == "t",
         0,
     );
-    assert_eq!(errs, vec![errors::OFFSET_METADATA_TOO_LARGE, errors::NONE]);
+    assert_eq!(
+        errs,
+        vec![ErrorCode::OffsetMetadataTooLarge, ErrorCode::None]
+    );
     let fetched = c.fetch_offsets("g", None);
     assert_eq!(
         fetched.len(),
@@ -418,7 +421,7 @@ fn group_max_count_refuses_a_new_group_but_not_known_ones() {
         };
         match c.join(req, 0).0 {
             Answer::Now(o) => o.error,
-            Answer::Parked { .. } => errors::NONE,
+            Answer::Parked { .. } => ErrorCode::None,
         }
     };
     let commit = |c: &mut Coordinator, group: &str| {
@@ -431,18 +434,18 @@ fn group_max_count_refuses_a_new_group_but_not_known_ones() {
         };
         c.commit(req, |_, _| true, 0).0
     };
-    assert_eq!(join(&mut c, "a"), errors::MEMBER_ID_REQUIRED);
-    assert_eq!(commit(&mut c, "b"), vec![errors::NONE]);
+    assert_eq!(join(&mut c, "a"), ErrorCode::MemberIdRequired);
+    assert_eq!(commit(&mut c, "b"), vec![ErrorCode::None]);
     // Two groups exist: a third is refused, whether it joins or only commits.
-    assert_eq!(join(&mut c, "c"), errors::GROUP_MAX_SIZE_REACHED);
-    assert_eq!(commit(&mut c, "c"), vec![errors::GROUP_MAX_SIZE_REACHED]);
+    assert_eq!(join(&mut c, "c"), ErrorCode::GroupMaxSizeReached);
+    assert_eq!(commit(&mut c, "c"), vec![ErrorCode::GroupMaxSizeReached]);
     assert!(c.describe("c").is_none());
     // Known groups carry on.
-    assert_eq!(join(&mut c, "a"), errors::MEMBER_ID_REQUIRED);
-    assert_eq!(commit(&mut c, "b"), vec![errors::NONE]);
+    assert_eq!(join(&mut c, "a"), ErrorCode::MemberIdRequired);
+    assert_eq!(commit(&mut c, "b"), vec![ErrorCode::None]);
     // Deleting one makes room.
-    assert_eq!(c.delete_group("a").0, errors::NONE);
-    assert_eq!(commit(&mut c, "c"), vec![errors::NONE]);
+    assert_eq!(c.delete_group("a").0, ErrorCode::None);
+    assert_eq!(commit(&mut c, "c"), vec![ErrorCode::None]);
 }
 
 #[test]
@@ -461,15 +464,15 @@ fn group_metadata_max_bytes_bounds_every_group_together() {
         };
         match c.join(req, now).0 {
             Answer::Now(o) => o.error,
-            Answer::Parked { .. } => errors::NONE,
+            Answer::Parked { .. } => ErrorCode::None,
         }
     };
     // Refused at the handshake's first join already (it would be at the second).
-    assert_eq!(join_h(&mut c, "", 10), errors::GROUP_MAX_SIZE_REACHED);
+    assert_eq!(join_h(&mut c, "", 10), ErrorCode::GroupMaxSizeReached);
     // Once a member leaves, its bytes are free again (the next count sees it).
     let (code, _, _) = c.leave("g", &[(a, None)], 20);
-    assert_eq!(code, errors::NONE);
-    assert_eq!(join_h(&mut c, "", 30), errors::MEMBER_ID_REQUIRED);
+    assert_eq!(code, ErrorCode::None);
+    assert_eq!(join_h(&mut c, "", 30), ErrorCode::MemberIdRequired);
 }
 
 /// A client id may be a whole protocol string (32,767 bytes): the member id made from it
@@ -486,7 +489,7 @@ fn member_ids_from_the_longest_client_id_fit_the_protocol() {
     let Answer::Now(o) = answer else {
         panic!("expected MEMBER_ID_REQUIRED")
     };
-    assert_eq!(o.error, errors::MEMBER_ID_REQUIRED);
+    assert_eq!(o.error, ErrorCode::MemberIdRequired);
     assert!(
         o.member_id.len() <= MEMBER_ID_PREFIX_MAX_BYTES + 40,
         "{}",

@@ -18,18 +18,7 @@ use bytes::Bytes;
 use klamm_protocol::txn_records::{self, TxnStatus, TxnValue};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// Kafka error codes of the transaction APIs.
-pub mod errors {
-    pub const NONE: i16 = 0;
-    pub const INVALID_REQUEST: i16 = 42;
-    pub const INVALID_PRODUCER_EPOCH: i16 = 47;
-    pub const INVALID_TXN_STATE: i16 = 48;
-    pub const INVALID_PRODUCER_ID_MAPPING: i16 = 49;
-    pub const INVALID_TRANSACTION_TIMEOUT: i16 = 50;
-    pub const CONCURRENT_TRANSACTIONS: i16 = 51;
-    pub const PRODUCER_FENCED: i16 = 90;
-    pub const TRANSACTIONAL_ID_NOT_FOUND: i16 = 105;
-}
+pub use crate::ErrorCode;
 
 /// Settings (Kafka's names in the comments).
 #[derive(Debug, Clone)]
@@ -126,7 +115,7 @@ pub struct Markers {
 }
 
 /// Why a partition's transactional write is refused (see [`TxnCoordinator::verify`]).
-pub type VerifyError = i16;
+pub type VerifyError = ErrorCode;
 
 #[derive(Default)]
 pub struct TxnCoordinator {
@@ -175,14 +164,14 @@ impl TxnCoordinator {
         timeout_ms: i32,
         expected: Option<(i64, i16)>,
         now_ms: i64,
-        allocate: impl FnOnce() -> Result<i64, i16>,
-    ) -> (Result<(i64, i16), i16>, TxnEffects) {
+        allocate: impl FnOnce() -> Result<i64, ErrorCode>,
+    ) -> (Result<(i64, i16), ErrorCode>, TxnEffects) {
         let mut effects = TxnEffects::default();
         if id.is_empty() {
-            return (Err(errors::INVALID_REQUEST), effects);
+            return (Err(ErrorCode::InvalidRequest), effects);
         }
         if timeout_ms <= 0 || timeout_ms > self.config.max_timeout_ms {
-            return (Err(errors::INVALID_TRANSACTION_TIMEOUT), effects);
+            return (Err(ErrorCode::InvalidTransactionTimeout), effects);
         }
         let Some(current) = self.txns.get(id).cloned() else {
             let producer_id = match allocate() {
@@ -207,19 +196,19 @@ impl TxnCoordinator {
             let matches = pid == current.producer_id
                 && (epoch == current.producer_epoch || epoch == current.last_producer_epoch);
             if !matches {
-                return (Err(errors::PRODUCER_FENCED), effects);
+                return (Err(ErrorCode::ProducerFenced), effects);
             }
             retry = epoch == current.last_producer_epoch && epoch != current.producer_epoch;
         }
         match current.status {
             TxnStatus::PrepareCommit | TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence => {
-                (Err(errors::CONCURRENT_TRANSACTIONS), effects)
+                (Err(ErrorCode::ConcurrentTransactions), effects)
             }
             TxnStatus::Ongoing => {
                 // A new instance of the producer: fence the old one and abort its
                 // transaction; the producer retries once the abort is complete.
                 effects.merge(self.fence_and_abort(id, now_ms));
-                (Err(errors::CONCURRENT_TRANSACTIONS), effects)
+                (Err(ErrorCode::ConcurrentTransactions), effects)
             }
             TxnStatus::Empty
             | TxnStatus::CompleteCommit
@@ -257,16 +246,21 @@ impl TxnCoordinator {
     }
 
     /// The checks every client call about an ongoing transaction makes.
-    fn check_producer(&self, id: &str, producer_id: i64, epoch: i16) -> Result<&TxnMeta, i16> {
+    fn check_producer(
+        &self,
+        id: &str,
+        producer_id: i64,
+        epoch: i16,
+    ) -> Result<&TxnMeta, ErrorCode> {
         let meta = self
             .txns
             .get(id)
-            .ok_or(errors::INVALID_PRODUCER_ID_MAPPING)?;
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?;
         if meta.producer_id != producer_id {
-            return Err(errors::INVALID_PRODUCER_ID_MAPPING);
+            return Err(ErrorCode::InvalidProducerIdMapping);
         }
         if meta.producer_epoch != epoch {
-            return Err(errors::PRODUCER_FENCED);
+            return Err(ErrorCode::ProducerFenced);
         }
         Ok(meta)
     }
@@ -280,7 +274,7 @@ impl TxnCoordinator {
         epoch: i16,
         partitions: &[(String, i32)],
         now_ms: i64,
-    ) -> (i16, TxnEffects) {
+    ) -> (ErrorCode, TxnEffects) {
         let mut effects = TxnEffects::default();
         let meta = match self.check_producer(id, producer_id, epoch) {
             Ok(m) => m,
@@ -288,11 +282,11 @@ impl TxnCoordinator {
         };
         match meta.status {
             TxnStatus::PrepareCommit | TxnStatus::PrepareAbort | TxnStatus::PrepareEpochFence => {
-                return (errors::CONCURRENT_TRANSACTIONS, effects)
+                return (ErrorCode::ConcurrentTransactions, effects)
             }
-            TxnStatus::Dead => return (errors::INVALID_TXN_STATE, effects),
+            TxnStatus::Dead => return (ErrorCode::InvalidTxnState, effects),
             TxnStatus::Ongoing if partitions.iter().all(|p| meta.partitions.contains(p)) => {
-                return (errors::NONE, effects);
+                return (ErrorCode::None, effects);
             }
             _ => {}
         }
@@ -305,7 +299,7 @@ impl TxnCoordinator {
         meta.partitions.extend(partitions.iter().cloned());
         meta.last_update_ms = now_ms;
         self.write(id, meta, &mut effects);
-        (errors::NONE, effects)
+        (ErrorCode::None, effects)
     }
 
     /// Whether producer `(id, epoch)` may write transactional data to `partition` now: its
@@ -320,18 +314,18 @@ impl TxnCoordinator {
         let meta = self
             .txns
             .get(id)
-            .ok_or(errors::INVALID_PRODUCER_ID_MAPPING)?;
+            .ok_or(ErrorCode::InvalidProducerIdMapping)?;
         if meta.producer_id != producer_id {
-            return Err(errors::INVALID_PRODUCER_ID_MAPPING);
+            return Err(ErrorCode::InvalidProducerIdMapping);
         }
         if epoch != meta.producer_epoch {
-            return Err(errors::INVALID_PRODUCER_EPOCH);
+            return Err(ErrorCode::InvalidProducerEpoch);
         }
         let added = meta
             .partitions
             .contains(&(partition.0.to_string(), partition.1));
         if meta.status != TxnStatus::Ongoing || !added {
-            return Err(errors::INVALID_TXN_STATE);
+            return Err(ErrorCode::InvalidTxnState);
         }
         Ok(())
     }
@@ -344,7 +338,7 @@ impl TxnCoordinator {
         epoch: i16,
         commit: bool,
         now_ms: i64,
-    ) -> (i16, TxnEffects) {
+    ) -> (ErrorCode, TxnEffects) {
         let mut effects = TxnEffects::default();
         let meta = match self.check_producer(id, producer_id, epoch) {
             Ok(m) => m,
@@ -361,16 +355,18 @@ impl TxnCoordinator {
                 meta.last_update_ms = now_ms;
                 self.write(id, meta, &mut effects);
                 effects.complete.push(id.to_string());
-                errors::NONE
+                ErrorCode::None
             }
             // A retry of an EndTxn that already completed.
-            (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => errors::NONE,
-            (TxnStatus::PrepareCommit, true) | (TxnStatus::PrepareAbort, false) => {
-                errors::CONCURRENT_TRANSACTIONS
+            (TxnStatus::CompleteCommit, true) | (TxnStatus::CompleteAbort, false) => {
+                ErrorCode::None
             }
-            (TxnStatus::PrepareEpochFence, _) => errors::CONCURRENT_TRANSACTIONS,
+            (TxnStatus::PrepareCommit, true) | (TxnStatus::PrepareAbort, false) => {
+                ErrorCode::ConcurrentTransactions
+            }
+            (TxnStatus::PrepareEpochFence, _) => ErrorCode::ConcurrentTransactions,
             // Nothing was added, or the other outcome is under way or done.
-            _ => errors::INVALID_TXN_STATE,
+            _ => ErrorCode::InvalidTxnState,
         };
         (code, effects)
     }
@@ -534,26 +530,26 @@ mod tests {
         assert_eq!(r, Ok((7, 0)));
         log.extend(e.records);
         let (code, e) = c.add_partitions("tx", 7, 0, &[tp("a", 0), tp("b", 1)], 2);
-        assert_eq!(code, errors::NONE);
+        assert_eq!(code, ErrorCode::None);
         log.extend(e.records);
         // Adding the same partition again writes nothing.
         let (code, e) = c.add_partitions("tx", 7, 0, &[tp("a", 0)], 3);
-        assert_eq!((code, e.records.len()), (errors::NONE, 0));
+        assert_eq!((code, e.records.len()), (ErrorCode::None, 0));
         assert_eq!(c.verify("tx", 7, 0, ("a", 0)), Ok(()));
         assert_eq!(
             c.verify("tx", 7, 0, ("a", 1)),
-            Err(errors::INVALID_TXN_STATE)
+            Err(ErrorCode::InvalidTxnState)
         );
         let (code, e) = c.end_txn("tx", 7, 0, true, 4);
         assert_eq!(
             (code, e.complete.clone()),
-            (errors::NONE, vec!["tx".into()])
+            (ErrorCode::None, vec!["tx".into()])
         );
         log.extend(e.records);
         // While preparing, the producer must wait.
         assert_eq!(
             c.add_partitions("tx", 7, 0, &[tp("a", 0)], 5).0,
-            errors::CONCURRENT_TRANSACTIONS
+            ErrorCode::ConcurrentTransactions
         );
         // A crash here: the replayed coordinator still has to complete the commit.
         assert_eq!(replayed(&c, &log).preparing(), vec!["tx".to_string()]);
@@ -563,8 +559,11 @@ mod tests {
         log.extend(e.records);
         assert_eq!(c.get("tx").unwrap().status, TxnStatus::CompleteCommit);
         // A retried EndTxn is fine; the other outcome is not.
-        assert_eq!(c.end_txn("tx", 7, 0, true, 7).0, errors::NONE);
-        assert_eq!(c.end_txn("tx", 7, 0, false, 7).0, errors::INVALID_TXN_STATE);
+        assert_eq!(c.end_txn("tx", 7, 0, true, 7).0, ErrorCode::None);
+        assert_eq!(
+            c.end_txn("tx", 7, 0, false, 7).0,
+            ErrorCode::InvalidTxnState
+        );
         let r = replayed(&c, &log);
         assert_eq!(r.get("tx").unwrap().status, TxnStatus::CompleteCommit);
         assert!(r.preparing().is_empty());
@@ -574,18 +573,18 @@ mod tests {
     fn end_without_partitions_and_bad_producers() {
         let mut c = coordinator();
         c.init_producer_id("tx", 1000, None, 0, || Ok(1)).0.unwrap();
-        assert_eq!(c.end_txn("tx", 1, 0, true, 1).0, errors::INVALID_TXN_STATE);
+        assert_eq!(c.end_txn("tx", 1, 0, true, 1).0, ErrorCode::InvalidTxnState);
         assert_eq!(
             c.end_txn("tx", 2, 0, true, 1).0,
-            errors::INVALID_PRODUCER_ID_MAPPING
+            ErrorCode::InvalidProducerIdMapping
         );
         assert_eq!(
             c.end_txn("nope", 1, 0, true, 1).0,
-            errors::INVALID_PRODUCER_ID_MAPPING
+            ErrorCode::InvalidProducerIdMapping
         );
         assert_eq!(
             c.init_producer_id("tx", 900_001, None, 0, || Ok(2)).0,
-            Err(errors::INVALID_TRANSACTION_TIMEOUT)
+            Err(ErrorCode::InvalidTransactionTimeout)
         );
     }
 
@@ -595,7 +594,7 @@ mod tests {
         c.init_producer_id("tx", 1000, None, 0, || Ok(1)).0.unwrap();
         c.add_partitions("tx", 1, 0, &[tp("a", 0)], 1);
         let (r, e) = c.init_producer_id("tx", 1000, None, 2, || Ok(9));
-        assert_eq!(r, Err(errors::CONCURRENT_TRANSACTIONS));
+        assert_eq!(r, Err(ErrorCode::ConcurrentTransactions));
         assert_eq!(e.complete, vec!["tx".to_string()]);
         let (markers, _) = c.complete("tx", 3).unwrap();
         assert!(!markers.commit);
@@ -605,16 +604,16 @@ mod tests {
         // The zombie (epoch 0) is fenced everywhere.
         assert_eq!(
             c.add_partitions("tx", 1, 0, &[tp("a", 0)], 5).0,
-            errors::PRODUCER_FENCED
+            ErrorCode::ProducerFenced
         );
-        assert_eq!(c.end_txn("tx", 1, 0, false, 5).0, errors::PRODUCER_FENCED);
+        assert_eq!(c.end_txn("tx", 1, 0, false, 5).0, ErrorCode::ProducerFenced);
         assert_eq!(
             c.verify("tx", 1, 0, ("a", 0)),
-            Err(errors::INVALID_PRODUCER_EPOCH)
+            Err(ErrorCode::InvalidProducerEpoch)
         );
         assert_eq!(
             c.init_producer_id("tx", 1000, Some((1, 0)), 6, || Ok(9)).0,
-            Err(errors::PRODUCER_FENCED)
+            Err(ErrorCode::ProducerFenced)
         );
     }
 

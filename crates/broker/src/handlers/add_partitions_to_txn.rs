@@ -12,6 +12,7 @@ use kafka_protocol::messages::add_partitions_to_txn_response::{
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, AddPartitionsToTxnResponse, ResponseKind,
 };
+use klamm_coordinator::ErrorCode;
 use std::sync::Arc;
 
 /// AddPartitionsToTxn v2 introduced PRODUCER_FENCED.
@@ -44,7 +45,7 @@ pub fn handle(broker: &Arc<Broker>, request: AddPartitionsToTxnRequest, version:
             c.add_partitions(&id, pid, epoch, &requested, broker.now_ms())
         })
     } else {
-        (0, Vec::new(), Vec::new())
+        (ErrorCode::None, Vec::new(), Vec::new())
     };
     let code = crate::txn::for_version(code, version, FENCED_SINCE_VERSION);
     let code_of = |t: &str, p: i32| {

@@ -14,7 +14,7 @@ pub fn handle(broker: &Arc<Broker>, request: DeleteGroupsRequest) -> Reply {
             let (code, _) = broker.groups.with(broker, |c| c.delete_group(g.0.as_str()));
             DeletableGroupResult::default()
                 .with_group_id(g)
-                .with_error_code(code)
+                .with_error_code(code.code())
         })
         .collect();
     Reply::Now(ResponseKind::DeleteGroups(

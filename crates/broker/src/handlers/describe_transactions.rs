@@ -8,7 +8,7 @@ use kafka_protocol::messages::{
     DescribeTransactionsRequest, DescribeTransactionsResponse, ProducerId, ResponseKind, TopicName,
 };
 use kafka_protocol::protocol::StrBytes;
-use klamm_coordinator::txn::errors;
+use klamm_coordinator::ErrorCode;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
@@ -25,7 +25,7 @@ pub fn handle(broker: &Arc<Broker>, request: DescribeTransactionsRequest) -> Rep
                 .with_producer_epoch(-1)
                 .with_transaction_start_time_ms(-1);
             let Some(m) = txns.get(id.0.as_str()) else {
-                return state.with_error_code(errors::TRANSACTIONAL_ID_NOT_FOUND);
+                return state.with_error_code(ErrorCode::TransactionalIdNotFound.code());
             };
             let mut topics: BTreeMap<&str, Vec<i32>> = BTreeMap::new();
             for (t, p) in &m.partitions {

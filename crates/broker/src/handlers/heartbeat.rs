@@ -18,6 +18,6 @@ pub fn handle(broker: &Arc<Broker>, request: HeartbeatRequest) -> Reply {
         (code, Default::default())
     });
     Reply::Now(ResponseKind::Heartbeat(
-        HeartbeatResponse::default().with_error_code(code),
+        HeartbeatResponse::default().with_error_code(code.code()),
     ))
 }

@@ -9,6 +9,7 @@ use crate::broker::Broker;
 use kafka_protocol::messages::{
     InitProducerIdRequest, InitProducerIdResponse, ProducerId, ResponseKind,
 };
+use klamm_coordinator::ErrorCode;
 use std::sync::Arc;
 
 /// InitProducerId v4 introduced PRODUCER_FENCED.
@@ -58,7 +59,12 @@ fn transactional(
             request.transaction_timeout_ms,
             expected,
             broker.now_ms(),
-            || broker.allocate_producer_id().map_err(|e| e.error.code()),
+            // The one way allocation fails: the new block could not be persisted.
+            || {
+                broker
+                    .allocate_producer_id()
+                    .map_err(|_| ErrorCode::KafkaStorageError)
+            },
         )
     });
     let response = match result {

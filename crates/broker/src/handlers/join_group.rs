@@ -7,7 +7,7 @@ use crate::groups::Pending;
 use kafka_protocol::messages::join_group_response::JoinGroupResponseMember;
 use kafka_protocol::messages::{JoinGroupRequest, JoinGroupResponse, RequestHeader, ResponseKind};
 use kafka_protocol::protocol::StrBytes;
-use klamm_coordinator::{errors, JoinOutcome, JoinRequest};
+use klamm_coordinator::{ErrorCode, JoinOutcome, JoinRequest};
 use std::sync::Arc;
 
 /// KIP-394: from v4 a new member must rejoin with the id it is given.
@@ -59,7 +59,7 @@ pub fn handle(
             // A dropped sender means the member was replaced or removed meanwhile.
             let o = rx
                 .await
-                .unwrap_or_else(|_| JoinOutcome::error(errors::UNKNOWN_MEMBER_ID, &member_id));
+                .unwrap_or_else(|_| JoinOutcome::error(ErrorCode::UnknownMemberId, &member_id));
             response(o)
         })),
     }
@@ -78,7 +78,7 @@ fn response(o: JoinOutcome) -> ResponseKind {
         .collect();
     ResponseKind::JoinGroup(
         JoinGroupResponse::default()
-            .with_error_code(o.error)
+            .with_error_code(o.error.code())
             .with_generation_id(o.generation)
             .with_protocol_type(o.protocol_type.map(StrBytes::from_string))
             .with_protocol_name(Some(StrBytes::from_string(

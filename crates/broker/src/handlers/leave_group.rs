@@ -37,14 +37,15 @@ pub fn handle(broker: &Arc<Broker>, request: LeaveGroupRequest, version: i16) ->
                 MemberResponse::default()
                     .with_member_id(StrBytes::from_string(id))
                     .with_group_instance_id(instance.map(StrBytes::from_string))
-                    .with_error_code(e)
+                    .with_error_code(e.code())
             })
             .collect();
         LeaveGroupResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_members(rows)
     } else {
-        LeaveGroupResponse::default().with_error_code(if code != 0 { code } else { errs[0] })
+        LeaveGroupResponse::default()
+            .with_error_code(if code.is_ok() { errs[0] } else { code }.code())
     };
     Reply::Now(ResponseKind::LeaveGroup(response))
 }

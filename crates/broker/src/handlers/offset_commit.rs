@@ -54,7 +54,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetCommitRequest) -> Reply {
                 .map(|p| {
                     OffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(errs.next().unwrap_or(0))
+                        .with_error_code(errs.next().map_or(0, |e| e.code()))
                 })
                 .collect();
             OffsetCommitResponseTopic::default()

@@ -23,7 +23,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Reply {
         ((code, errs), effects)
     });
     let mut errs = errs.into_iter();
-    let topics = if code != 0 {
+    let topics = if !code.is_ok() {
         Vec::new()
     } else {
         request
@@ -36,7 +36,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Reply {
                     .map(|p| {
                         OffsetDeleteResponsePartition::default()
                             .with_partition_index(p.partition_index)
-                            .with_error_code(errs.next().unwrap_or(0))
+                            .with_error_code(errs.next().map_or(0, |e| e.code()))
                     })
                     .collect();
                 OffsetDeleteResponseTopic::default()
@@ -47,7 +47,7 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Reply {
     };
     Reply::Now(ResponseKind::OffsetDelete(
         OffsetDeleteResponse::default()
-            .with_error_code(code)
+            .with_error_code(code.code())
             .with_topics(topics),
     ))
 }

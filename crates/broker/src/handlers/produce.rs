@@ -162,9 +162,9 @@ fn append_one(
         ) {
             Ok(guard) => Some(guard),
             Err(code) => {
-                tracing::debug!(topic = %topic.name, partition = index, code, "transactional batch refused");
-                let e =
-                    ResponseError::try_from_code(code).unwrap_or(ResponseError::InvalidTxnState);
+                tracing::debug!(topic = %topic.name, partition = index, ?code, "transactional batch refused");
+                let e = ResponseError::try_from_code(code.code())
+                    .unwrap_or(ResponseError::InvalidTxnState);
                 return (error(index, e, None), None);
             }
         },

@@ -5,7 +5,7 @@ use crate::broker::Broker;
 use crate::groups::Pending;
 use kafka_protocol::messages::{ResponseKind, SyncGroupRequest, SyncGroupResponse};
 use kafka_protocol::protocol::StrBytes;
-use klamm_coordinator::{errors, SyncOutcome, SyncRequest};
+use klamm_coordinator::{ErrorCode, SyncOutcome, SyncRequest};
 use std::sync::Arc;
 
 pub fn handle(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
@@ -40,7 +40,7 @@ pub fn handle(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
         Pending::Wait(rx) => Reply::Later(Box::pin(async move {
             response(
                 rx.await
-                    .unwrap_or_else(|_| SyncOutcome::error(errors::REBALANCE_IN_PROGRESS)),
+                    .unwrap_or_else(|_| SyncOutcome::error(ErrorCode::RebalanceInProgress)),
             )
         })),
     }
@@ -49,7 +49,7 @@ pub fn handle(broker: &Arc<Broker>, request: SyncGroupRequest) -> Reply {
 fn response(o: SyncOutcome) -> ResponseKind {
     ResponseKind::SyncGroup(
         SyncGroupResponse::default()
-            .with_error_code(o.error)
+            .with_error_code(o.error.code())
             .with_protocol_type(o.protocol_type.map(StrBytes::from_string))
             .with_protocol_name(o.protocol_name.map(StrBytes::from_string))
             .with_assignment(o.assignment),

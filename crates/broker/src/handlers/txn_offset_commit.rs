@@ -11,7 +11,7 @@ use kafka_protocol::messages::txn_offset_commit_response::{
     TxnOffsetCommitResponsePartition, TxnOffsetCommitResponseTopic,
 };
 use kafka_protocol::messages::{ResponseKind, TxnOffsetCommitRequest, TxnOffsetCommitResponse};
-use klamm_coordinator::txn::errors;
+use klamm_coordinator::ErrorCode;
 use klamm_coordinator::TxnCommitRequest;
 use klamm_protocol::group_records::partition_for_group;
 use std::sync::Arc;
@@ -39,7 +39,7 @@ pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> Reply {
     let (errs, durable) = match broker.internal_topic(OFFSETS_TOPIC) {
         Err(e) => {
             tracing::error!(error = %e.message, "cannot create __consumer_offsets");
-            (vec![15i16; count], None) // COORDINATOR_NOT_AVAILABLE
+            (vec![ErrorCode::CoordinatorNotAvailable; count], None)
         }
         Ok(topic) => {
             let offsets_partition = (
@@ -55,8 +55,8 @@ pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> Reply {
                 offsets_partition,
             ) {
                 Err(code) => {
-                    let code = if code == errors::INVALID_PRODUCER_ID_MAPPING {
-                        errors::INVALID_PRODUCER_EPOCH
+                    let code = if code == ErrorCode::InvalidProducerIdMapping {
+                        ErrorCode::InvalidProducerEpoch
                     } else {
                         code
                     };
@@ -98,7 +98,7 @@ pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> Reply {
                 .map(|p| {
                     TxnOffsetCommitResponsePartition::default()
                         .with_partition_index(p.partition_index)
-                        .with_error_code(errs.next().unwrap_or(0))
+                        .with_error_code(errs.next().map_or(0, |e| e.code()))
                 })
                 .collect();
             TxnOffsetCommitResponseTopic::default()
