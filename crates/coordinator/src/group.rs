@@ -657,6 +657,29 @@ impl Group {
         effects
     }
 
+    /// A request from `member_id` of `generation`: the member must exist (not fenced by a
+    /// newer instance of its static id) and be of the current generation; its session is
+    /// then extended. Shared by Heartbeat and OffsetCommit.
+    fn touch_member(
+        &mut self,
+        member_id: &str,
+        instance_id: Option<&str>,
+        generation: i32,
+        now_ms: i64,
+    ) -> Result<(), ErrorCode> {
+        if let Some(err) = self.fenced(member_id, instance_id) {
+            return Err(err);
+        }
+        let Some(member) = self.members.get_mut(member_id) else {
+            return Err(ErrorCode::UnknownMemberId);
+        };
+        if generation != self.generation {
+            return Err(ErrorCode::IllegalGeneration);
+        }
+        member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
+        Ok(())
+    }
+
     pub fn heartbeat(
         &mut self,
         member_id: &str,
@@ -664,16 +687,9 @@ impl Group {
         generation: i32,
         now_ms: i64,
     ) -> ErrorCode {
-        if let Some(err) = self.fenced(member_id, instance_id) {
-            return err;
+        if let Err(e) = self.touch_member(member_id, instance_id, generation, now_ms) {
+            return e;
         }
-        let Some(member) = self.members.get_mut(member_id) else {
-            return ErrorCode::UnknownMemberId;
-        };
-        if generation != self.generation {
-            return ErrorCode::IllegalGeneration;
-        }
-        member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
         match self.state {
             GroupState::PreparingRebalance => ErrorCode::RebalanceInProgress,
             _ => ErrorCode::None,
@@ -691,16 +707,9 @@ impl Group {
         if generation < 0 && member_id.is_empty() && self.members.is_empty() {
             return ErrorCode::None;
         }
-        if let Some(err) = self.fenced(member_id, instance_id) {
-            return err;
+        if let Err(e) = self.touch_member(member_id, instance_id, generation, now_ms) {
+            return e;
         }
-        let Some(member) = self.members.get_mut(member_id) else {
-            return ErrorCode::UnknownMemberId;
-        };
-        if generation != self.generation {
-            return ErrorCode::IllegalGeneration;
-        }
-        member.heartbeat_deadline_ms = now_ms + member.session_timeout_ms as i64;
         // As Kafka: a member of the current generation may commit while the group is
         // PreparingRebalance (eager consumers commit in their revoke callback, cooperative
         // ones keep consuming their retained partitions through the rebalance). Only

@@ -419,19 +419,6 @@ impl Segment {
         }
     }
 
-    /// Whole batches starting with the one holding `from_offset`, ending before `upper_offset`
-    /// (exclusive) and within `max_bytes` (see [`SegmentView::read`]), under the caller's lock.
-    pub fn read(
-        &self,
-        from_offset: i64,
-        upper_offset: i64,
-        max_bytes: u64,
-        at_least_one: bool,
-    ) -> io::Result<Bytes> {
-        self.view(from_offset)
-            .read(from_offset, upper_offset, max_bytes, at_least_one)
-    }
-
     /// Calls `visit` on each batch header from the one holding `from_offset` on, with the
     /// batch's bytes, until it returns false.
     pub fn scan_from(

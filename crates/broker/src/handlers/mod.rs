@@ -40,6 +40,7 @@ mod offset_commit;
 mod offset_delete;
 mod offset_fetch;
 mod offset_for_leader_epoch;
+mod offsets_common;
 mod produce;
 pub mod registry;
 mod sasl_authenticate;

@@ -1,5 +1,6 @@
 //! OffsetDelete (v0): drops committed offsets of partitions the group does not consume.
 
+use super::offsets_common::per_partition_errors;
 use super::Reply;
 use crate::broker::Broker;
 use kafka_protocol::messages::offset_delete_response::{
@@ -22,28 +23,15 @@ pub fn handle(broker: &Arc<Broker>, request: OffsetDeleteRequest) -> Reply {
         let (code, errs, effects) = c.delete_offsets(request.group_id.0.as_str(), &wanted);
         ((code, errs), effects)
     });
-    let mut errs = errs.into_iter();
     let topics = if !code.is_ok() {
         Vec::new()
     } else {
-        request
-            .topics
-            .into_iter()
-            .map(|t| {
-                let partitions = t
-                    .partitions
-                    .iter()
-                    .map(|p| {
-                        OffsetDeleteResponsePartition::default()
-                            .with_partition_index(p.partition_index)
-                            .with_error_code(errs.next().map_or(0, |e| e.code()))
-                    })
-                    .collect();
-                OffsetDeleteResponseTopic::default()
-                    .with_name(t.name)
-                    .with_partitions(partitions)
-            })
-            .collect()
+        per_partition_errors!(
+            request.topics,
+            errs.into_iter(),
+            OffsetDeleteResponseTopic,
+            OffsetDeleteResponsePartition
+        )
     };
     Reply::Now(ResponseKind::OffsetDelete(
         OffsetDeleteResponse::default()

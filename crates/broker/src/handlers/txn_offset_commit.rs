@@ -4,6 +4,7 @@
 //! and stay pending in the group coordinator until the transaction's marker commits or
 //! aborts them. Acknowledged once durable.
 
+use super::offsets_common::{commit_entries, per_partition_errors, when_durable};
 use super::Reply;
 use crate::broker::Broker;
 use crate::internal::OFFSETS_TOPIC;
@@ -17,23 +18,7 @@ use klamm_protocol::group_records::partition_for_group;
 use std::sync::Arc;
 
 pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> Reply {
-    let offsets: Vec<(String, i32, i64, i32, Option<String>)> = request
-        .topics
-        .iter()
-        .flat_map(|t| {
-            t.partitions.iter().map(move |p| {
-                (
-                    t.name.0.as_str().to_string(),
-                    p.partition_index,
-                    p.committed_offset,
-                    p.committed_leader_epoch,
-                    p.committed_metadata
-                        .as_ref()
-                        .map(|m| m.as_str().to_string()),
-                )
-            })
-        })
-        .collect();
+    let offsets = commit_entries!(request.topics);
     let group_id = request.group_id.0.as_str().to_string();
     let count = offsets.len();
     let (errs, durable) = match broker.internal_topic(OFFSETS_TOPIC) {
@@ -87,32 +72,13 @@ pub fn handle(broker: &Arc<Broker>, request: TxnOffsetCommitRequest) -> Reply {
             }
         }
     };
-    let mut errs = errs.into_iter();
-    let topics = request
-        .topics
-        .into_iter()
-        .map(|t| {
-            let partitions = t
-                .partitions
-                .iter()
-                .map(|p| {
-                    TxnOffsetCommitResponsePartition::default()
-                        .with_partition_index(p.partition_index)
-                        .with_error_code(errs.next().map_or(0, |e| e.code()))
-                })
-                .collect();
-            TxnOffsetCommitResponseTopic::default()
-                .with_name(t.name)
-                .with_partitions(partitions)
-        })
-        .collect();
+    let topics = per_partition_errors!(
+        request.topics,
+        errs.into_iter(),
+        TxnOffsetCommitResponseTopic,
+        TxnOffsetCommitResponsePartition
+    );
     let response =
         ResponseKind::TxnOffsetCommit(TxnOffsetCommitResponse::default().with_topics(topics));
-    match durable {
-        None => Reply::Now(response),
-        Some((partition, last_offset)) => Reply::Later(Box::pin(async move {
-            partition.wait_visible(last_offset).await;
-            response
-        })),
-    }
+    when_durable(response, durable)
 }
