@@ -92,7 +92,7 @@ fn append_run(iters: u64, fsync_every: u64) -> Duration {
         written += records.len() as u64;
         since_sync += 1;
         if fsync_every != 0 && since_sync >= fsync_every {
-            log.flush_target().0.sync_data().expect("fsync");
+            log.sync().expect("fsync");
             since_sync = 0;
         }
     }
@@ -152,7 +152,7 @@ fn filled_log() -> FilledLog {
             .expect("append");
         in_segment += batch_len;
     }
-    log.flush_target().0.sync_data().expect("fsync");
+    log.sync().expect("fsync");
     assert_eq!(
         log.segment_count(),
         segment_bases.len(),
