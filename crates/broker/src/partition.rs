@@ -318,7 +318,9 @@ impl Partition {
         let started = Instant::now();
         target.sync()?;
         let took = started.elapsed();
-        self.log().mark_synced(&target);
+        if target.needs_report() {
+            self.log().mark_synced(&target);
+        }
         let covered = target.covered;
         if self.shared.metrics_enabled {
             crate::metrics::metrics()

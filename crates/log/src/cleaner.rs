@@ -271,7 +271,7 @@ fn parse_swap_name(name: &str) -> Option<(i64, i64)> {
     Some((base.parse().ok()?, end.parse().ok()?))
 }
 
-fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
+pub(crate) fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
     let stem = dir.join(segment::file_stem(base));
     for ext in ["log", "index", "timeindex"] {
         match fs::remove_file(stem.with_extension(ext)) {

@@ -160,10 +160,9 @@ pub struct PartitionLog {
     /// a request still holding this log cannot create files in a recreated topic's
     /// directory of the same name (see [`PartitionLog::retire`]).
     retired: bool,
-    /// Rolls whose fsync the flusher has not yet reported done, oldest first.
+    /// Rolls whose fsync the flusher has not yet reported done, oldest first, numbered by
+    /// `rolls`.
     pending: Vec<PendingSync>,
-    /// Rolls so far, numbering the entries of `pending`.
-    roll_seq: u64,
     /// Every segment ending at or below this offset is durable (see [`deferred_sync`]).
     recovery_point: i64,
     /// The recovery-point file as last written, until a flush fsyncs it.
@@ -192,7 +191,6 @@ impl PartitionLog {
             cleaner: cleaner::CleanerState::default(),
             retired: false,
             pending: Vec::new(),
-            roll_seq: 0,
             recovery_point: 0,
             recovery_point_file: None,
         })
@@ -264,6 +262,7 @@ impl PartitionLog {
         }
         report.segments = segments.len();
         let first_base = *segments.keys().next().expect("at least one segment");
+        let active_base = *segments.keys().next_back().expect("at least one segment");
         let log_end = segments
             .values()
             .next_back()
@@ -286,13 +285,11 @@ impl PartitionLog {
             cleaner,
             retired: false,
             pending: Vec::new(),
-            roll_seq: 0,
-            recovery_point: 0,
+            // Sealed segments are now durable: trusted ones were synced after their roll,
+            // recovered ones by their recovery.
+            recovery_point: active_base,
             recovery_point_file: None,
         };
-        // Sealed segments are now durable: trusted ones were synced after their roll,
-        // recovered ones by their recovery.
-        log.recovery_point = log.active().base_offset();
         log.load_producer_state()?;
         Ok((log, report))
     }
@@ -600,14 +597,13 @@ impl PartitionLog {
         seg.set_write_observer(self.observer.clone());
         files.push(Arc::new(File::open(&self.dir)?));
         self.segments.insert(next, seg);
-        self.roll_seq += 1;
+        self.rolls += 1;
         self.pending.push(PendingSync {
-            seq: self.roll_seq,
+            seq: self.rolls,
             end_offset: next,
             log_path,
             files,
         });
-        self.rolls += 1;
         Ok(())
     }
 
@@ -770,6 +766,7 @@ impl PartitionLog {
             active_path: self.active().path().to_path_buf(),
             rolls_upto_seq: self.pending.last().map_or(0, |p| p.seq),
             recovery_point_file: self.recovery_point_file.clone(),
+            observed: self.observer.is_some(),
             covered: self.log_end_offset(),
         }
     }
@@ -781,12 +778,12 @@ impl PartitionLog {
             .pending
             .partition_point(|p| p.seq <= target.rolls_upto_seq);
         let synced: Vec<PendingSync> = self.pending.drain(..done).collect();
-        let same_file = |a: &Option<Arc<File>>, b: &Option<Arc<File>>| match (a, b) {
-            (Some(a), Some(b)) => Arc::ptr_eq(a, b),
-            _ => false,
-        };
-        if same_file(&self.recovery_point_file, &target.recovery_point_file) {
-            self.recovery_point_file = None;
+        if let (Some(written), Some(synced)) =
+            (&self.recovery_point_file, &target.recovery_point_file)
+        {
+            if Arc::ptr_eq(written, synced) {
+                self.recovery_point_file = None;
+            }
         }
         if let Some(o) = &self.observer {
             for p in &synced {
@@ -1015,17 +1012,17 @@ fn merge_scan(report: &mut RecoveryReport, scan: &ScanReport, path: &Path) {
 
 const LOG_START_FILE: &str = "log-start-offset";
 
-/// Deletes a segment's files (log, indexes, aborted-transaction index); missing ones are
-/// fine.
+/// Deletes a segment's files: log and indexes (as the cleaner does), and its
+/// aborted-transaction index; missing ones are fine.
 fn remove_segment_files(dir: &Path, base: i64) -> io::Result<()> {
-    let stem = dir.join(segment::file_stem(base));
-    for ext in ["log", "index", "timeindex", "txnindex"] {
-        match fs::remove_file(stem.with_extension(ext)) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
+    cleaner::remove_segment_files(dir, base)?;
+    let txn_index = dir
+        .join(segment::file_stem(base))
+        .with_extension("txnindex");
+    match fs::remove_file(txn_index) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => Err(e),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Recovery dropped the segments after the last one in `segments`, which was opened as
@@ -1056,11 +1053,13 @@ fn drop_segments_after(dir: &Path, bases: &[i64]) -> io::Result<u64> {
 }
 
 fn read_log_start(dir: &Path) -> Option<i64> {
-    fs::read_to_string(dir.join(LOG_START_FILE))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
+    read_offset_file(&dir.join(LOG_START_FILE))
+}
+
+/// An offset kept as text in a file of its own (`log-start-offset`,
+/// `recovery-point-offset`); None when the file is missing or not a number.
+fn read_offset_file(path: &Path) -> Option<i64> {
+    fs::read_to_string(path).ok()?.trim().parse().ok()
 }
 
 /// Persists the log start offset (write a temp file, fsync, rename, fsync the directory).
