@@ -124,6 +124,11 @@ pub fn encode(
         .with_correlation_id(correlation_id)
         .encode(&mut buf, api.response_header_version(version))?;
     match body {
+        // Versions the crate no longer encodes, in their old layouts (down-converted fetch
+        // records are the handler's own bytes, so nothing is passed through).
+        _ if klamm_protocol::legacy::is_legacy(api, version) => {
+            klamm_protocol::legacy::encode_response(api, version, body, &mut buf.current)?
+        }
         // The one response that carries record bytes goes through the chunking buffer.
         ResponseKind::Fetch(fetch) => fetch.encode(&mut buf, version)?,
         // Everything else is small: encode straight into the current chunk.

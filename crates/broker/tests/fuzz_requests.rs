@@ -205,7 +205,7 @@ fn served_pairs() -> Vec<(i16, i16)> {
     registry::ROWS
         .iter()
         .map(|r| r.support)
-        .flat_map(|s| (s.served_min..=s.max).map(move |v| (s.api as i16, v)))
+        .flat_map(|s| (s.min..=s.max).map(move |v| (s.api as i16, v)))
         .collect()
 }
 

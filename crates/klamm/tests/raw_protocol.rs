@@ -16,6 +16,7 @@ use kafka_protocol::protocol::{Decodable, Encodable};
 use kafka_protocol::records::Compression;
 
 const UNSUPPORTED_VERSION: i16 = 35;
+const INVALID_RECORD: i16 = 87;
 const CORRUPT_MESSAGE: i16 = 2;
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 /// A hostile frame must be answered by a close within this time.
@@ -376,14 +377,16 @@ fn parse_old_produce_response(version: i16, mut b: Bytes) -> Result<Vec<i16>, St
     Ok(codes)
 }
 
+/// Produce v0–v2 carry message sets of magic 0/1 (Kafka 3.9 serves them): each is
+/// up-converted and appended; a v2 batch in them is INVALID_RECORD and stores nothing.
 #[test]
-fn produce_v0_to_v2_get_unsupported_version_and_store_nothing() {
+fn produce_v0_to_v2_store_old_message_sets_and_refuse_v2_batches() {
     let mut b = Broker::start();
     let mut c = RawConn::connect(b.port());
     let topic = "old-produce";
     c.create_topic_ok(topic, 1);
     let now = common::now_ms();
-    let records = batch(
+    let v2_batch = batch(
         &[Rec {
             key: Some(b"k"),
             value: Some(b"old"),
@@ -391,35 +394,58 @@ fn produce_v0_to_v2_get_unsupported_version_and_store_nothing() {
         }],
         Compression::None,
     );
-    for version in 0..=2i16 {
+    let send = |version: i16, records: &[u8]| {
         let mut c = RawConn::connect(b.port());
-        c.write_all(&old_produce_frame(version, 77, topic, &records))
+        c.write_all(&old_produce_frame(version, 77, topic, records))
             .unwrap();
-        let mut f = c.recv_frame().unwrap_or_else(|e| {
-            panic!(
-                "Produce v{version}: expected a response with UNSUPPORTED_VERSION, got none: {e}"
-            )
-        });
+        let mut f = c
+            .recv_frame()
+            .unwrap_or_else(|e| panic!("Produce v{version}: no response: {e}"));
         let raw = f.clone();
         let header = ResponseHeader::decode(&mut f, 0).unwrap();
         assert_eq!(
             header.correlation_id, 77,
             "Produce v{version}: correlation id"
         );
-        let codes = parse_old_produce_response(version, f).unwrap_or_else(|e| {
+        parse_old_produce_response(version, f).unwrap_or_else(|e| {
             panic!("Produce v{version}: response is not a v{version} Produce response: {e}: {raw:02x?}")
-        });
+        })
+    };
+    for version in 0..=2i16 {
         assert_eq!(
-            codes,
-            vec![UNSUPPORTED_VERSION],
-            "Produce v{version}: partition error codes (expected UNSUPPORTED_VERSION)"
+            send(version, &v2_batch),
+            vec![INVALID_RECORD],
+            "Produce v{version} with a v2 batch"
         );
     }
     let latest = c.list_offset(topic, 0, -1);
     assert_eq!(
         (latest.error_code, latest.offset),
         (0, 0),
-        "nothing stored by Produce v0..v2"
+        "a v2 batch stored by Produce v0..v2"
+    );
+    let messages: &[klamm_protocol::legacy::message_set::KeyValueRef<'_>] = &[
+        (Some(b"k0"), Some(b"a")),
+        (None, Some(b"b")),
+        (Some(b"k2"), None),
+    ];
+    for version in 0..=2i16 {
+        let magic = if version == 2 { 1 } else { 0 };
+        for codec in [0, 1] {
+            let set =
+                klamm_protocol::legacy::message_set::encode_for_test(magic, codec, now, messages);
+            assert_eq!(
+                send(version, &set),
+                vec![0],
+                "Produce v{version} codec {codec}"
+            );
+        }
+    }
+    let latest = c.list_offset(topic, 0, -1);
+    assert_eq!(
+        (latest.error_code, latest.offset),
+        (0, 18),
+        "3 versions × 2 codecs × 3 messages"
     );
     assert_healthy(&mut b, "Produce v0..v2");
 }

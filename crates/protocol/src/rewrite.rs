@@ -27,6 +27,8 @@ pub struct RawRecord<'a> {
     pub key: Option<&'a [u8]>,
     /// False for a tombstone (null value).
     pub has_value: bool,
+    /// The value's bytes (None for a tombstone).
+    pub value: Option<&'a [u8]>,
     /// The bytes after the timestamp delta: offset delta, key, value and headers.
     tail: &'a [u8],
     /// The whole record including its length prefix.
@@ -103,13 +105,15 @@ pub fn raw_records(section: &[u8], records_count: i32) -> Result<Vec<RawRecord<'
         let key_len = get_varlong(body, &mut p)?;
         let key = take(body, &mut p, key_len)?;
         let value_len = get_varlong(body, &mut p)?;
-        let has_value = value_len >= 0;
+        let value = take(body, &mut p, value_len)?;
+        let has_value = value.is_some();
         out.push(RawRecord {
             attributes,
             timestamp_delta,
             offset_delta,
             key,
             has_value,
+            value,
             tail,
             whole,
         });

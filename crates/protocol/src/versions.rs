@@ -10,12 +10,8 @@ use kafka_protocol::messages::{ApiKey, ApiVersionsResponse};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ApiSupport {
     pub api: ApiKey,
-    /// Lowest version advertised in ApiVersions.
-    pub advertised_min: i16,
-    /// Lowest version actually served. Produce advertises 0 (older librdkafka stops
-    /// compressing otherwise, and Kafka 4 does the same) but answers v0–v2 with
-    /// UNSUPPORTED_VERSION.
-    pub served_min: i16,
+    /// Lowest version served, and advertised: Klamm advertises exactly what it serves.
+    pub min: i16,
     pub max: i16,
 }
 
@@ -29,7 +25,7 @@ pub fn api_versions_response(
         .map(|s| {
             ApiVersion::default()
                 .with_api_key(s.api as i16)
-                .with_min_version(s.advertised_min)
+                .with_min_version(s.min)
                 .with_max_version(s.max)
         })
         .collect();
@@ -43,11 +39,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn advertises_each_row_with_its_advertised_range() {
+    fn advertises_each_row_with_its_range() {
         let table = [ApiSupport {
             api: ApiKey::Produce,
-            advertised_min: 0,
-            served_min: 3,
+            min: 0,
             max: 12,
         }];
         let r = api_versions_response(table.into_iter(), 35);

@@ -1,4 +1,4 @@
-//! Fetch (v4–v12). Whole batches up to the high watermark (read_committed: the last stable
+//! Fetch (v0–v12; v0–v3 down-converted to magic 0/1 message sets). Whole batches up to the high watermark (read_committed: the last stable
 //! offset, with the aborted transactions in the returned range), within `max_bytes` and each
 //! partition's `partition_max_bytes`, except that the first partition with data returns at
 //! least one whole batch (KIP-74). A long poll waits up to `max_wait_ms` for `min_bytes`,
@@ -7,6 +7,7 @@
 
 use super::Reply;
 use crate::broker::Broker;
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
@@ -22,13 +23,14 @@ use tokio::time::Instant;
 /// `isolation_level` of a read_committed consumer.
 const READ_COMMITTED: i8 = 1;
 
-pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Reply {
+pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Reply {
     let started = Instant::now();
     let deadline = started + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let repeats = repeated_partitions(&request);
     let (response, done) = build(broker, &request, repeats.as_ref());
     if done {
         record(broker, &response, started.elapsed(), Duration::ZERO);
+        let response = down_convert(broker, &request, response, version);
         return Reply::Now(ResponseKind::Fetch(response));
     }
     let broker = broker.clone();
@@ -49,7 +51,7 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
                     started.elapsed().saturating_sub(waited),
                     waited,
                 );
-                return ResponseKind::Fetch(response);
+                return ResponseKind::Fetch(down_convert(&broker, &request, response, version));
             }
             let wait_started = Instant::now();
             // At shutdown a long poll answers with what it has, as at its deadline.
@@ -64,6 +66,53 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, _version: i16) -> Rep
             }
         }
     }))
+}
+
+/// Fetch v4 is the first to carry v2 record batches; v0–v1 consumers read magic 0
+/// messages, v2–v3 magic 1.
+const FIRST_BATCH_VERSION: i16 = 4;
+
+/// For Fetch v0–v3: every partition's records down-converted to the old format the version
+/// reads, as Kafka 3.x does. Memory is bounded per partition by the client's
+/// `partition_max_bytes` (at least one message, so a consumer still advances), on top of the
+/// read that `fetch.max.bytes` already bounds; a batch is decompressed within the topic's
+/// `message.max.decompressed.bytes`. A partition whose first batch cannot be converted
+/// answers CORRUPT_MESSAGE.
+fn down_convert(
+    broker: &Broker,
+    request: &FetchRequest,
+    mut response: FetchResponse,
+    version: i16,
+) -> FetchResponse {
+    if version >= FIRST_BATCH_VERSION {
+        return response;
+    }
+    let magic = if version >= 2 { 1 } else { 0 };
+    for (ft, rt) in request.topics.iter().zip(response.responses.iter_mut()) {
+        let max_decompressed = broker
+            .topic(ft.topic.0.as_str())
+            .map_or(usize::MAX, |t| t.settings.max_decompressed_bytes);
+        for (fp, p) in ft.partitions.iter().zip(rt.partitions.iter_mut()) {
+            let Some(records) = p.records.take() else {
+                continue;
+            };
+            match klamm_protocol::legacy::message_set::down_convert(
+                &records,
+                magic,
+                fp.fetch_offset,
+                fp.partition_max_bytes.max(0) as usize,
+                max_decompressed,
+            ) {
+                Ok(set) => p.records = Some(set),
+                Err(e) => {
+                    tracing::warn!(topic = %ft.topic.0, partition = fp.partition, error = %e, "cannot down-convert for an old fetch version");
+                    p.error_code = e.kafka_error().code();
+                    p.records = Some(Bytes::new());
+                }
+            }
+        }
+    }
+    response
 }
 
 /// The high watermarks of the request's partitions that exist now: a parked fetch wakes

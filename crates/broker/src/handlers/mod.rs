@@ -122,7 +122,6 @@ pub async fn dispatch(
                 &body,
             )));
         }
-        Decoded::LegacyProduce(frame, peek) => return produce::legacy(frame, peek),
         Decoded::Request {
             peek,
             header,
@@ -186,8 +185,6 @@ pub enum Decoded {
     /// ApiVersions in a version newer than ours; its body is not decoded (its format is
     /// unknown to us).
     NewerApiVersions(HeaderPeek),
-    /// Produce v0–v2 (message formats 0 and 1), answered by `produce::legacy`.
-    LegacyProduce(Bytes, HeaderPeek),
     Request {
         peek: HeaderPeek,
         header: RequestHeader,
@@ -205,9 +202,6 @@ pub fn decode(frame: Bytes) -> Result<Decoded, DispatchError> {
     if api == ApiKey::ApiVersions && !registry::is_served(peek.api_key, peek.api_version) {
         return Ok(Decoded::NewerApiVersions(peek));
     }
-    if api == ApiKey::Produce && (0..=2).contains(&peek.api_version) {
-        return Ok(Decoded::LegacyProduce(frame, peek));
-    }
     let Some(row) = registry::row(peek.api_key).filter(|r| r.serves(peek.api_version)) else {
         return Err(close(format!(
             "{api:?} v{} is not supported",
@@ -217,12 +211,21 @@ pub fn decode(frame: Bytes) -> Result<Decoded, DispatchError> {
     let mut buf = frame;
     let header = decode_request_header_from_buffer(&mut buf)
         .map_err(|e| close(format!("malformed {api:?} request header: {e}")))?;
-    let request = RequestKind::decode(api, &mut buf, peek.api_version).map_err(|e| {
+    let malformed = |e: String| {
         close(format!(
-            "malformed {api:?} v{} request: {e:#}",
+            "malformed {api:?} v{} request: {e}",
             peek.api_version
         ))
-    })?;
+    };
+    // A version older than the crate decodes (Kafka 3.9's range, KIP-896) is rewritten into
+    // the crate's oldest first; the handler still sees the version the client sent.
+    let (mut buf, decode_version) = if klamm_protocol::legacy::is_legacy(api, peek.api_version) {
+        klamm_protocol::legacy::upgrade_request(api, peek.api_version, &buf).map_err(malformed)?
+    } else {
+        (buf, peek.api_version)
+    };
+    let request = RequestKind::decode(api, &mut buf, decode_version)
+        .map_err(|e| malformed(format!("{e:#}")))?;
     if buf.has_remaining() {
         // Kafka ignores trailing bytes, and librdkafka relies on it: its "all topics"
         // Metadata v9+ request keeps a 4-byte array-count placeholder where a 1-byte varint

@@ -1,26 +1,31 @@
-//! Produce (v3–v12; v0–v2 advertised but refused). Batches are validated and appended in
-//! request order before the next request is read; `acks=all` then waits for the
-//! group-commit fsync (the high watermark passing the last offset), `acks=1` does not wait,
-//! `acks=0` gets no response.
+//! Produce (v0–v12). Batches are validated and appended in request order before the next
+//! request is read; `acks=all` then waits for the group-commit fsync (the high watermark
+//! passing the last offset), `acks=1` does not wait, `acks=0` gets no response. v0–v2 carry
+//! message sets of magic 0/1, up-converted to one v2 batch per partition first (as Kafka 3.x
+//! stores them with a v2 log format): see `klamm_protocol::legacy::message_set`.
 
-use super::{close, DispatchError, Outcome, Pending, Reply};
+use super::Reply;
 use crate::broker::Broker;
 use crate::state::{AdminError, Topic};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::produce_response::{
     BatchIndexAndErrorMessage, PartitionProduceResponse, TopicProduceResponse,
 };
 use kafka_protocol::messages::{ProduceRequest, ProduceResponse, ResponseKind};
-use kafka_protocol::protocol::{decode_request_header_from_buffer, Decodable, StrBytes};
+use kafka_protocol::protocol::StrBytes;
 use klamm_config::TimestampType;
 use klamm_log::producer_state::ProducerError;
 use klamm_log::AppendError;
 use klamm_protocol::batch::{self, ProduceLimits};
-use klamm_protocol::frame::HeaderPeek;
+use klamm_protocol::legacy::message_set;
 use klamm_protocol::rewrite;
 use std::sync::Arc;
 use std::time::Duration;
+
+/// Produce v3 is the first to carry v2 record batches (KIP-98); older versions carry
+/// message sets of magic 0 and 1.
+const FIRST_BATCH_VERSION: i16 = 3;
 
 /// `(partition response, last offset to wait for)` for one partition.
 type Appended = (
@@ -119,10 +124,19 @@ fn append_one(
             None,
         );
     };
-    let records = records.unwrap_or_default();
+    let mut records = records.unwrap_or_default();
+    if version < FIRST_BATCH_VERSION {
+        records = match message_set::up_convert(&records, topic.settings.max_decompressed_bytes) {
+            Ok(batch) => batch,
+            Err(e) => {
+                tracing::debug!(topic = %topic.name, partition = index, error = %e, "old-format produce refused");
+                return (error(index, e.kafka_error(), Some(e.to_string())), None);
+            }
+        };
+    }
     let limits = ProduceLimits {
         max_batch_bytes: topic.settings.max_message_bytes,
-        produce_version: version,
+        produce_version: version.max(FIRST_BATCH_VERSION),
     };
     let batches = match batch::validate_produce(&records, limits) {
         Ok(b) => b,
@@ -244,7 +258,8 @@ fn check_records(
                         errors.push((at, format!("Inner record offset delta {} should be {i} in topic partition {}-{index}.", r.offset_delta, topic.name)));
                     } else if s.cleanup_policy_compact && r.key.is_none() {
                         errors.push((at, format!("Compacted topic cannot accept message without key in topic partition {}-{index}.", topic.name)));
-                    } else if check_time && !(earliest..=latest).contains(&ts) {
+                    } else if check_time && ts != NO_TIMESTAMP && !(earliest..=latest).contains(&ts)
+                    {
                         kind = ResponseError::InvalidTimestamp;
                         errors.push((at, format!("Timestamp {ts} of message with offset {i} is out of range. The timestamp should be within [{earliest}, {latest}]")));
                     }
@@ -287,6 +302,9 @@ fn check_records(
         .collect();
     Some(error(index, kind, Some(message)).with_record_errors(record_errors))
 }
+
+/// The timestamp of a record up-converted from magic 0, which had none: never out of range.
+const NO_TIMESTAMP: i64 = -1;
 
 type Batches = Vec<(batch::BatchHeader, std::ops::Range<usize>)>;
 
@@ -363,40 +381,4 @@ fn mark_timed_out(
             }
         }
     }
-}
-
-/// Produce v0–v2 are advertised (older clients stop compressing otherwise) but not
-/// served. Their bodies are v3's without the leading `transactional_id`, so they are decoded
-/// as v3 after a null id, and every partition is answered UNSUPPORTED_VERSION.
-pub fn legacy(frame: Bytes, peek: HeaderPeek) -> Result<Pending, DispatchError> {
-    let mut buf = frame;
-    decode_request_header_from_buffer(&mut buf)
-        .map_err(|e| close(format!("malformed Produce header: {e}")))?;
-    let mut v3 = BytesMut::with_capacity(buf.len() + 2);
-    v3.extend_from_slice(&(-1i16).to_be_bytes());
-    v3.extend_from_slice(&buf);
-    let request = ProduceRequest::decode(&mut v3.freeze(), 3)
-        .map_err(|e| close(format!("malformed Produce v{}: {e}", peek.api_version)))?;
-    if request.acks == 0 {
-        return Ok(Box::pin(std::future::ready(Outcome::Silent)));
-    }
-    let topics: Vec<(String, Vec<i32>)> = request
-        .topic_data
-        .iter()
-        .map(|t| {
-            (
-                t.name.0.as_str().to_string(),
-                t.partition_data.iter().map(|p| p.index).collect(),
-            )
-        })
-        .collect();
-    let response = klamm_protocol::legacy::produce_error_response(
-        peek.api_version,
-        peek.correlation_id,
-        &topics,
-        ResponseError::UnsupportedVersion.code(),
-    );
-    Ok(Box::pin(std::future::ready(Outcome::Respond(vec![
-        response,
-    ]))))
 }

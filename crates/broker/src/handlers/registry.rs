@@ -35,22 +35,21 @@ pub struct Row {
 macro_rules! row {
     (@blocking) => { |_, _| false };
     (@blocking $blocking:expr) => { $blocking };
-    ($kind:ident, $advertised_min:expr, $served_min:expr, $max:expr,
+    ($kind:ident, $min:expr, $max:expr,
      |$broker:ident, $header:ident, $r:ident, $v:ident, $info:ident| $call:expr,
      errors: none $(, on_blocking_thread: $blocking:expr)?) => {
-        row!($kind, $advertised_min, $served_min, $max,
+        row!($kind, $min, $max,
             |$broker, $header, $r, $v, $info| $call,
             errors: |response| { let _ = response; Vec::new() }
             $(, on_blocking_thread: $blocking)?)
     };
-    ($kind:ident, $advertised_min:expr, $served_min:expr, $max:expr,
+    ($kind:ident, $min:expr, $max:expr,
      |$broker:ident, $header:ident, $r:ident, $v:ident, $info:ident| $call:expr,
      errors: |$e:ident| $errors:expr $(, on_blocking_thread: $blocking:expr)?) => {
         Row {
             support: ApiSupport {
                 api: ApiKey::$kind,
-                advertised_min: $advertised_min,
-                served_min: $served_min,
+                min: $min,
                 max: $max,
             },
             handle: |ctx, request| {
@@ -86,12 +85,11 @@ fn lacks_internal_topics(broker: &Broker, _: &RequestKind) -> bool {
         .any(|name| broker.topic(name).is_none())
 }
 
-/// Every API Klamm answers. Advertise an API only once its handler exists: clients pick
-/// features from these maxima. Produce advertises 0 (older librdkafka stops compressing
-/// otherwise, and Kafka 4 does the same) but serves v0–v2 only as the legacy path in
-/// [`super::dispatch`], which answers UNSUPPORTED_VERSION.
+/// Every API Klamm answers, in every version Kafka 3.9 served from its oldest (those the
+/// crate no longer decodes are rewritten by `klamm_protocol::legacy`). Advertise an API only
+/// once its handler exists: clients pick features from these maxima.
 pub static ROWS: &[Row] = &[
-    row!(Produce, 0, 3, 12,
+    row!(Produce, 0, 12,
         |broker, header, r, v, info| produce::handle(broker, r, v),
         errors: |r| r
             .responses
@@ -99,7 +97,7 @@ pub static ROWS: &[Row] = &[
             .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
             .collect(),
         on_blocking_thread: |b, r| matches!(r, RequestKind::Produce(p) if produce::may_create_topics(b, p))),
-    row!(Fetch, 4, 4, 12,
+    row!(Fetch, 0, 12,
         |broker, header, r, v, info| fetch::handle(broker, r, v),
         errors: |r| r
             .responses
@@ -107,42 +105,42 @@ pub static ROWS: &[Row] = &[
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .chain([r.error_code])
             .collect()),
-    row!(ListOffsets, 1, 1, 10,
+    row!(ListOffsets, 0, 10,
         |broker, header, r, v, info| list_offsets::handle(broker, r, v),
         errors: |r| r
             .topics
             .iter()
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect()),
-    row!(Metadata, 0, 0, 12,
+    row!(Metadata, 0, 12,
         |broker, header, r, v, info| metadata::handle(broker, r, v, info),
         errors: |r| r.topics.iter().map(|t| t.error_code).collect(),
         on_blocking_thread: |b, r| matches!(r, RequestKind::Metadata(m) if metadata::may_create_topics(b, m))),
-    row!(OffsetForLeaderEpoch, 2, 2, 4,
+    row!(OffsetForLeaderEpoch, 0, 4,
         |broker, header, r, v, info| offset_for_leader_epoch::handle(broker, r),
         errors: none),
-    row!(ApiVersions, 0, 0, 4,
+    row!(ApiVersions, 0, 4,
         |broker, header, r, v, info| api_versions::handle(r, v, info),
         errors: none),
-    row!(CreateTopics, 2, 2, 7,
+    row!(CreateTopics, 0, 7,
         |broker, header, r, v, info| create_topics::handle(broker, r, v),
         errors: |r| r.topics.iter().map(|t| t.error_code).collect(),
         on_blocking_thread: always),
-    row!(DeleteTopics, 1, 1, 6,
+    row!(DeleteTopics, 0, 6,
         |broker, header, r, v, info| delete_topics::handle(broker, r, v),
         errors: |r| r.responses.iter().map(|t| t.error_code).collect(),
         on_blocking_thread: always),
-    row!(DescribeConfigs, 1, 1, 4,
+    row!(DescribeConfigs, 0, 4,
         |broker, header, r, v, info| describe_configs::handle(broker, r, v),
         errors: none),
-    row!(CreatePartitions, 0, 0, 3,
+    row!(CreatePartitions, 0, 3,
         |broker, header, r, v, info| create_partitions::handle(broker, r),
         errors: none,
         on_blocking_thread: always),
-    row!(DescribeCluster, 0, 0, 1,
+    row!(DescribeCluster, 0, 1,
         |broker, header, r, v, info| describe_cluster::handle(broker, r, info),
         errors: none),
-    row!(FindCoordinator, 0, 0, 6,
+    row!(FindCoordinator, 0, 6,
         |broker, header, r, v, info| find_coordinator::handle(broker, r, v, info),
         errors: |r| r
             .coordinators
@@ -151,21 +149,21 @@ pub static ROWS: &[Row] = &[
             .chain([r.error_code])
             .collect(),
         on_blocking_thread: lacks_internal_topics),
-    row!(JoinGroup, 0, 0, 9,
+    row!(JoinGroup, 0, 9,
         |broker, header, r, v, info| join_group::handle(broker, header, r, v, info),
         errors: |r| vec![r.error_code],
         on_blocking_thread: lacks_internal_topics),
-    row!(SyncGroup, 0, 0, 5,
+    row!(SyncGroup, 0, 5,
         |broker, header, r, v, info| sync_group::handle(broker, r),
         errors: |r| vec![r.error_code]),
-    row!(Heartbeat, 0, 0, 4,
+    row!(Heartbeat, 0, 4,
         |broker, header, r, v, info| heartbeat::handle(broker, r),
         errors: |r| vec![r.error_code]),
-    row!(LeaveGroup, 0, 0, 5,
+    row!(LeaveGroup, 0, 5,
         |broker, header, r, v, info| leave_group::handle(broker, r, v),
         errors: |r| vec![r.error_code]),
     // v9+ carry KIP-848 member epochs; classic clients use up to v8.
-    row!(OffsetCommit, 2, 2, 8,
+    row!(OffsetCommit, 0, 8,
         |broker, header, r, v, info| offset_commit::handle(broker, r),
         errors: |r| r
             .topics
@@ -173,41 +171,41 @@ pub static ROWS: &[Row] = &[
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect(),
         on_blocking_thread: lacks_internal_topics),
-    row!(OffsetFetch, 1, 1, 8,
+    row!(OffsetFetch, 0, 8,
         |broker, header, r, v, info| offset_fetch::handle(broker, r, v),
         errors: none),
     // v6 reports unknown groups as GROUP_ID_NOT_FOUND; up to v5 they are described as Dead.
-    row!(DescribeGroups, 0, 0, 5,
+    row!(DescribeGroups, 0, 5,
         |broker, header, r, v, info| describe_groups::handle(broker, r),
         errors: none),
-    row!(ListGroups, 0, 0, 5,
+    row!(ListGroups, 0, 5,
         |broker, header, r, v, info| list_groups::handle(broker, r),
         errors: none),
-    row!(DeleteGroups, 0, 0, 2,
+    row!(DeleteGroups, 0, 2,
         |broker, header, r, v, info| delete_groups::handle(broker, r),
         errors: none),
-    row!(OffsetDelete, 0, 0, 0,
+    row!(OffsetDelete, 0, 0,
         |broker, header, r, v, info| offset_delete::handle(broker, r),
         errors: none),
-    row!(InitProducerId, 0, 0, 5,
+    row!(InitProducerId, 0, 5,
         |broker, header, r, v, info| init_producer_id::handle(broker, r, v),
         errors: |r| vec![r.error_code],
         on_blocking_thread: |b, _| b.producer_id_block_used_up()),
-    row!(AlterConfigs, 0, 0, 2,
+    row!(AlterConfigs, 0, 2,
         |broker, header, r, v, info| alter_configs::handle(broker, r),
         errors: none,
         on_blocking_thread: always),
-    row!(IncrementalAlterConfigs, 0, 0, 1,
+    row!(IncrementalAlterConfigs, 0, 1,
         |broker, header, r, v, info| incremental_alter_configs::handle(broker, r),
         errors: none,
         on_blocking_thread: always),
-    row!(DeleteRecords, 0, 0, 2,
+    row!(DeleteRecords, 0, 2,
         |broker, header, r, v, info| delete_records::handle(broker, r),
         errors: none,
         on_blocking_thread: always),
     // Transactions (KIP-98), in the client forms: AddPartitionsToTxn v4+ is the
     // broker-to-broker batch, and v4/v5 of these belong to KIP-890's second protocol.
-    row!(AddPartitionsToTxn, 0, 0, 3,
+    row!(AddPartitionsToTxn, 0, 3,
         |broker, header, r, v, info| add_partitions_to_txn::handle(broker, r, v),
         errors: |r| r
             .results_by_topic_v3_and_below
@@ -218,14 +216,14 @@ pub static ROWS: &[Row] = &[
                         .map(|p| p.partition_error_code)
                 })
             .collect()),
-    row!(AddOffsetsToTxn, 0, 0, 3,
+    row!(AddOffsetsToTxn, 0, 3,
         |broker, header, r, v, info| add_offsets_to_txn::handle(broker, r, v),
         errors: |r| vec![r.error_code],
         on_blocking_thread: lacks_internal_topics),
-    row!(EndTxn, 0, 0, 3,
+    row!(EndTxn, 0, 3,
         |broker, header, r, v, info| end_txn::handle(broker, r, v),
         errors: |r| vec![r.error_code]),
-    row!(TxnOffsetCommit, 0, 0, 3,
+    row!(TxnOffsetCommit, 0, 3,
         |broker, header, r, v, info| txn_offset_commit::handle(broker, r),
         errors: |r| r
             .topics
@@ -233,21 +231,21 @@ pub static ROWS: &[Row] = &[
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect(),
         on_blocking_thread: lacks_internal_topics),
-    row!(DescribeProducers, 0, 0, 0,
+    row!(DescribeProducers, 0, 0,
         |broker, header, r, v, info| describe_producers::handle(broker, r),
         errors: none),
-    row!(ListTransactions, 0, 0, 1,
+    row!(ListTransactions, 0, 1,
         |broker, header, r, v, info| list_transactions::handle(broker, r),
         errors: none),
-    row!(DescribeTransactions, 0, 0, 0,
+    row!(DescribeTransactions, 0, 0,
         |broker, header, r, v, info| describe_transactions::handle(broker, r),
         errors: none),
     // Answered with errors on every listener until security lands, so a client configured
     // for SASL against a PLAINTEXT listener reports why instead of seeing a closed socket.
-    row!(SaslHandshake, 0, 0, 1,
+    row!(SaslHandshake, 0, 1,
         |broker, header, r, v, info| sasl_handshake::handle(r, info),
         errors: |r| vec![r.error_code]),
-    row!(SaslAuthenticate, 0, 0, 2,
+    row!(SaslAuthenticate, 0, 2,
         |broker, header, r, v, info| sasl_authenticate::handle(info),
         errors: |r| vec![r.error_code]),
 ];
@@ -260,7 +258,7 @@ pub fn row(api_key: i16) -> Option<&'static Row> {
 impl Row {
     /// Whether this API is served in `version`.
     pub fn serves(&self, version: i16) -> bool {
-        (self.support.served_min..=self.support.max).contains(&version)
+        (self.support.min..=self.support.max).contains(&version)
     }
 }
 
@@ -283,15 +281,16 @@ mod tests {
         for r in ROWS {
             let s = r.support;
             let crate_range = s.api.valid_versions();
+            let oldest = klamm_protocol::legacy::oldest_version(s.api);
             assert!(
-                s.served_min >= crate_range.min && s.max <= crate_range.max,
-                "{:?}: serves {}..={} but the crate supports {}",
+                s.min >= oldest && s.max <= crate_range.max,
+                "{:?}: serves {}..={} but only {oldest}..={} can be decoded",
                 s.api,
-                s.served_min,
+                s.min,
                 s.max,
-                crate_range
+                crate_range.max
             );
-            assert!(s.advertised_min <= s.served_min && s.served_min <= s.max);
+            assert!(s.min <= s.max);
         }
     }
 
@@ -310,12 +309,9 @@ mod tests {
         let max = |api: ApiKey| row(api as i16).unwrap().support.max;
         assert!(max(ApiKey::Produce) >= 8);
         assert!(max(ApiKey::Fetch) >= 11);
-        assert_eq!(
-            row(ApiKey::Produce as i16).unwrap().support.advertised_min,
-            0
-        );
-        assert!(!is_served(ApiKey::Produce as i16, 2));
-        assert!(is_served(ApiKey::Produce as i16, 3));
+        assert_eq!(row(ApiKey::Produce as i16).unwrap().support.min, 0);
+        assert!(is_served(ApiKey::Produce as i16, 0));
+        assert!(is_served(ApiKey::Fetch as i16, 0));
         assert!(is_served(ApiKey::Metadata as i16, 0));
         assert!(!is_served(999, 0));
         assert_eq!(api_versions_response(35).api_keys.len(), ROWS.len());
