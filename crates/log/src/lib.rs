@@ -467,6 +467,7 @@ impl PartitionLog {
         stamped.partition_leader_epoch = leader_epoch;
         let prefix = batch::stamped_prefix(&bytes, offset, leader_epoch);
         self.active_mut().append(&prefix, &bytes[16..], &stamped)?;
+        self.active_mut().note_append(now_ms);
         self.apply_marker(&stamped, commit, true);
         Ok(offset)
     }
@@ -559,6 +560,7 @@ impl PartitionLog {
                 let prefix = batch::stamped_prefix(bytes, next, leader_epoch);
                 self.active_mut().append(&prefix, &bytes[16..], &stamped)?;
             }
+            self.active_mut().note_append(now_ms);
             self.producers.update(&stamped, next, stamped.last_offset());
             next = stamped.last_offset() + 1;
         }

@@ -68,6 +68,10 @@ pub struct Segment {
     max_timestamp_ms: i64,
     /// Max timestamp of the first batch: `segment.ms` rolls are measured from it (as Kafka).
     first_batch_timestamp_ms: Option<i64>,
+    /// When this process first appended here: the age of a segment whose first batch has no
+    /// timestamp (-1: magic 0 data up-converted, or a producer's -1), as Kafka ages such a
+    /// segment from its creation. None until the first append (an empty segment never rolls).
+    first_append_ms: Option<i64>,
     /// Bytes from the start known to be whole, CRC-valid batches: checked by recovery,
     /// validated at append, or verified by a read. Bytes beyond it (written by an earlier
     /// run and not recovered, e.g. after a clean shutdown) are CRC-checked as they are first
@@ -116,6 +120,7 @@ impl Segment {
             index_interval_bytes: limits.index_interval_bytes,
             max_timestamp_ms: -1,
             first_batch_timestamp_ms: None,
+            first_append_ms: None,
             verified_bytes: Arc::new(AtomicU64::new(0)),
             corruption_reported: Arc::new(AtomicBool::new(false)),
             observer: None,
@@ -339,6 +344,11 @@ impl Segment {
         Ok(())
     }
 
+    /// Records that a batch was appended at `now_ms` (see `first_append_ms`).
+    pub fn note_append(&mut self, now_ms: i64) {
+        self.first_append_ms.get_or_insert(now_ms);
+    }
+
     /// Whether appending `batch_bytes` more must first roll to a new segment.
     pub fn should_roll(
         &self,
@@ -351,9 +361,11 @@ impl Segment {
             return false;
         }
         let too_big = self.size_bytes + batch_bytes > segment_bytes;
-        let too_old = self
-            .first_batch_timestamp_ms
-            .is_some_and(|first| now_ms.saturating_sub(first) > segment_ms as i64);
+        let aged_from = match self.first_batch_timestamp_ms {
+            Some(first) if first >= 0 => Some(first),
+            _ => self.first_append_ms,
+        };
+        let too_old = aged_from.is_some_and(|t| now_ms.saturating_sub(t) > segment_ms as i64);
         let position_overflow = self.size_bytes + batch_bytes > u32::MAX as u64;
         too_big
             || too_old

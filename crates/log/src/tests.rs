@@ -173,6 +173,33 @@ fn segment_ms_rolls() {
     assert_eq!(log.segment_count(), 2);
 }
 
+/// Batches without a timestamp (-1: magic 0 data up-converted) do not make every append
+/// roll: such a segment ages from its first append, as Kafka ages it from its creation.
+#[test]
+fn segment_ms_ages_a_segment_without_timestamps_from_its_first_append() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = LogConfig {
+        segment_ms: 100,
+        ..LogConfig::default()
+    };
+    let mut log = PartitionLog::create(&dir.path().join("t-0"), config).unwrap();
+    let untimed = |log: &mut PartitionLog, now_ms: i64| {
+        let batch = build_test_batch(1, 10, -1);
+        let parsed = validate_produce(&batch, LIMITS).unwrap();
+        log.append(&batch, &parsed, now_ms, 0, false).unwrap();
+    };
+    untimed(&mut log, 5_000);
+    untimed(&mut log, 5_010);
+    untimed(&mut log, 5_100);
+    assert_eq!(
+        log.segment_count(),
+        1,
+        "appends within segment.ms of the first"
+    );
+    untimed(&mut log, 5_101);
+    assert_eq!(log.segment_count(), 2, "segment.ms after the first append");
+}
+
 fn idempotent_batch(pid: i64, epoch: i16, seq: i32, records: i32) -> Vec<u8> {
     let mut b = build_test_batch(records, 10, 1);
     b[43..51].copy_from_slice(&pid.to_be_bytes());
