@@ -124,6 +124,25 @@ fn parse_set(set: &[u8]) -> Result<Vec<Message<'_>>, BatchError> {
     Ok(out)
 }
 
+const LZ4_CODEC: i8 = 3;
+
+/// An lz4 frame with its header checksum recomputed. Kafka before 0.10 (and clients
+/// writing magic 0 since) hashed the frame's magic number into it too (KAFKA-3160); Kafka
+/// ignores the checksum of magic 0 frames, and the decoder here checks it, so it is made
+/// right first. Layout: magic:u32le · FLG · BD · content size (8, if FLG bit 3) · dictionary
+/// id (4, if FLG bit 0) · HC, HC being byte 1 of xxHash32 over FLG..HC.
+fn with_lz4_header_checksum(frame: &[u8]) -> Vec<u8> {
+    let mut out = frame.to_vec();
+    let Some(&flags) = frame.get(4) else {
+        return out;
+    };
+    let hc_at = 6 + if flags & 0x08 != 0 { 8 } else { 0 } + if flags & 0x01 != 0 { 4 } else { 0 };
+    if hc_at < out.len() {
+        out[hc_at] = (xxhash_rust::xxh32::xxh32(&frame[4..hc_at], 0) >> 8) as u8;
+    }
+    out
+}
+
 fn compression_of(codec: i8) -> Result<Compression, BatchError> {
     match codec {
         0 => Ok(Compression::None),
@@ -188,6 +207,13 @@ pub fn up_convert(set: &[u8], max_decompressed_bytes: usize) -> Result<Bytes, Ba
                 wrapper.offset
             ))
         })?;
+        let fixed;
+        let compressed = if wrapper.magic == 0 && wrapper_codec == LZ4_CODEC {
+            fixed = with_lz4_header_checksum(compressed);
+            &fixed[..]
+        } else {
+            compressed
+        };
         let inner_bytes = rewrite::decompress(wrapper_codec as i16, compressed, budget)?;
         budget -= inner_bytes.len();
         let inner = parse_set(&inner_bytes)?;
@@ -475,6 +501,35 @@ mod tests {
         ));
         assert!(up_convert(&[], 1 << 20).is_err());
         assert!(up_convert(&[0, 0, 0], 1 << 20).is_err());
+    }
+
+    /// A magic 0 lz4 wrapper as pre-0.10 Kafka clients write it, its frame header checksum
+    /// taken over the magic number too, is read; magic 1 keeps the strict check.
+    #[test]
+    fn magic_0_lz4_with_the_old_header_checksum_is_read() {
+        let good = encode_for_test(0, 3, 5, MESSAGES);
+        // The wrapper's value (the lz4 frame) starts after offset, size, crc, magic,
+        // attributes, null key and value length: 8 + 4 + 4 + 1 + 1 + 4 + 4.
+        let frame_at = 26;
+        let mut broken = good.to_vec();
+        let flags = broken[frame_at + 4];
+        let hc_at = frame_at + 6 + if flags & 0x08 != 0 { 8 } else { 0 };
+        broken[hc_at] = (xxhash_rust::xxh32::xxh32(&broken[frame_at..hc_at], 0) >> 8) as u8;
+        assert_ne!(broken[hc_at], good[hc_at], "the old checksum differs");
+        let crc = crc32fast::hash(&broken[16..]);
+        broken[12..16].copy_from_slice(&crc.to_be_bytes());
+        let batch = up_convert(&broken, 1 << 20).unwrap();
+        assert_eq!(decode_v2(&batch).len(), 3);
+        // The same bytes as magic 1 are refused as corrupt.
+        let mut as_magic_1 = encode_for_test(1, 3, 5, MESSAGES).to_vec();
+        let hc1 = frame_at + 8 + 6 + if flags & 0x08 != 0 { 8 } else { 0 };
+        as_magic_1[hc1] ^= 0xff;
+        let crc = crc32fast::hash(&as_magic_1[16..]);
+        as_magic_1[12..16].copy_from_slice(&crc.to_be_bytes());
+        assert!(matches!(
+            up_convert(&as_magic_1, 1 << 20),
+            Err(BatchError::Corrupt(_))
+        ));
     }
 
     #[test]
