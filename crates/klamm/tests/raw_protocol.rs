@@ -63,10 +63,12 @@ fn check_contract_table(resp: &ApiVersionsResponse, what: &str) {
         Some((0, 12)),
         "{what}: Produce range"
     );
-    let fetch = find(resp, ApiKey::Fetch).unwrap_or_else(|| panic!("{what}: Fetch missing"));
-    assert!(
-        fetch.0 <= 4 && fetch.1 == 12,
-        "{what}: Fetch range {fetch:?}, expected min<=4 max=12"
+    // Kafka 3.9's whole range: from the oldest (KIP-896 removed v0–v3 only in Kafka 4) to
+    // the topic-id versions (v13+, KIP-516).
+    assert_eq!(
+        find(resp, ApiKey::Fetch),
+        Some((0, 17)),
+        "{what}: Fetch range"
     );
     assert_eq!(
         find(resp, ApiKey::Metadata),
@@ -1254,4 +1256,61 @@ fn describe_configs_of_an_unknown_topic_is_an_error() {
         !known.configs.is_empty(),
         "DescribeConfigs v{v} topic 'known' has no configs"
     );
+}
+
+/// Fetch v13+ names topics by id (KIP-516): records come back under the topic's id, an
+/// unknown id is UNKNOWN_TOPIC_ID. Metadata by id works with the empty name the Java client
+/// sends beside the id.
+#[test]
+fn fetch_v13_to_v17_and_metadata_by_topic_id() {
+    let b = Broker::start();
+    let mut c = RawConn::connect(b.port());
+    let topic = "by-id";
+    c.create_topic_ok(topic, 1);
+    let records = batch(
+        &[Rec {
+            key: Some(b"k"),
+            value: Some(b"by id"),
+            timestamp: common::now_ms(),
+        }],
+        Compression::None,
+    );
+    assert_eq!(c.produce(9, topic, 0, records, -1).error_code, 0);
+    let id = c.metadata(12, Some(&[topic]), false).topics[0].topic_id;
+    assert!(!id.is_nil(), "Metadata v12 gives the topic id");
+    let by_id = MetadataRequest::default().with_topics(Some(vec![
+        kafka_protocol::messages::metadata_request::MetadataRequestTopic::default()
+            .with_topic_id(id)
+            .with_name(Some(topic_name(""))),
+    ]));
+    let meta = c.call(12, &by_id);
+    assert_eq!(
+        (meta.topics[0].error_code, meta.topics[0].topic_id),
+        (0, id),
+        "Metadata by id with an empty name: {meta:?}"
+    );
+    assert_eq!(
+        meta.topics[0].name.as_ref().map(|n| n.0.as_str()),
+        Some(topic)
+    );
+    for version in 13..=17i16 {
+        let mut req = fetch_request("", 0, 0, 0, 0);
+        req.topics[0].topic_id = id;
+        let resp = c.call(version, &req);
+        let t = &resp.responses[0];
+        assert_eq!(t.topic_id, id, "Fetch v{version}: topic id echoed");
+        assert_eq!(t.partitions[0].error_code, 0, "Fetch v{version}: {resp:?}");
+        let got = t.partitions[0].records.clone().unwrap_or_default();
+        assert!(
+            got.windows(5).any(|w| w == b"by id"),
+            "Fetch v{version}: the record is returned"
+        );
+        // Any id but the topic's: its bits reversed.
+        req.topics[0].topic_id = uuid::Uuid::from_u128(id.as_u128().reverse_bits());
+        let unknown = c.call(version, &req);
+        assert_eq!(
+            unknown.responses[0].partitions[0].error_code, 100,
+            "Fetch v{version}: an unknown topic id is UNKNOWN_TOPIC_ID"
+        );
+    }
 }

@@ -1,4 +1,4 @@
-//! Fetch (v0–v12; v0–v3 down-converted to magic 0/1 message sets). Whole batches up to the high watermark (read_committed: the last stable
+//! Fetch (v0–v17; v0–v3 down-converted to magic 0/1 message sets, v13+ by topic id). Whole batches up to the high watermark (read_committed: the last stable
 //! offset, with the aborted transactions in the returned range), within `max_bytes` and each
 //! partition's `partition_max_bytes`, except that the first partition with data returns at
 //! least one whole batch (KIP-74). A long poll waits up to `max_wait_ms` for `min_bytes`,
@@ -12,7 +12,10 @@ use kafka_protocol::error::ResponseError;
 use kafka_protocol::messages::fetch_response::{
     AbortedTransaction, FetchableTopicResponse, PartitionData,
 };
-use kafka_protocol::messages::{BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind};
+use kafka_protocol::messages::{
+    BrokerId, FetchRequest, FetchResponse, ProducerId, ResponseKind, TopicName,
+};
+use kafka_protocol::protocol::StrBytes;
 use klamm_log::LogError;
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -23,8 +26,15 @@ use tokio::time::Instant;
 /// `isolation_level` of a read_committed consumer.
 const READ_COMMITTED: i8 = 1;
 
-pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Reply {
+pub fn handle(broker: &Arc<Broker>, mut request: FetchRequest, version: i16) -> Reply {
     let started = Instant::now();
+    if version >= FIRST_TOPIC_ID_VERSION {
+        resolve_topic_ids(broker, &mut request);
+    }
+    if version >= FIRST_REPLICA_STATE_VERSION {
+        // KIP-903 moved the replica id into `replica_state`.
+        request.replica_id = request.replica_state.replica_id;
+    }
     let deadline = started + Duration::from_millis(request.max_wait_ms.max(0) as u64);
     let repeats = repeated_partitions(&request);
     let (response, done) = build(broker, &request, repeats.as_ref());
@@ -66,6 +76,22 @@ pub fn handle(broker: &Arc<Broker>, request: FetchRequest, version: i16) -> Repl
             }
         }
     }))
+}
+
+/// Fetch v13 names topics by id only (KIP-516).
+const FIRST_TOPIC_ID_VERSION: i16 = 13;
+/// Fetch v15 carries the replica id in `replica_state` (KIP-903).
+const FIRST_REPLICA_STATE_VERSION: i16 = 15;
+
+/// Fetch v13+: each topic's name from its id, resolved once per request (a topic deleted
+/// meanwhile answers UNKNOWN_TOPIC_OR_PARTITION on the next pass, as by name). An unknown
+/// id leaves the name empty, answered UNKNOWN_TOPIC_ID.
+fn resolve_topic_ids(broker: &Broker, request: &mut FetchRequest) {
+    for ft in &mut request.topics {
+        if let Some(topic) = broker.topic_by_id(ft.topic_id) {
+            ft.topic = TopicName(StrBytes::from_string(topic.name.clone()));
+        }
+    }
 }
 
 /// Fetch v4 is the first to carry v2 record batches; v0–v1 consumers read magic 0
@@ -229,8 +255,12 @@ fn build(
             }
             let Some(partition) = topic.as_ref().and_then(|t| t.partition(fp.partition)) else {
                 any_error = true;
-                partitions
-                    .push(data.with_error_code(ResponseError::UnknownTopicOrPartition.code()));
+                let unknown = if ft.topic.0.is_empty() && !ft.topic_id.is_nil() {
+                    ResponseError::UnknownTopicId
+                } else {
+                    ResponseError::UnknownTopicOrPartition
+                };
+                partitions.push(data.with_error_code(unknown.code()));
                 continue;
             };
             let max_bytes = budget.min(fp.partition_max_bytes.max(0) as u64);

@@ -67,9 +67,13 @@ pub fn handle(
         Some(list) if list.is_empty() && version == 0 => all_topics(broker, node),
         Some(list) => list
             .into_iter()
+            // A topic named by id is looked up by id whatever its name says: the Java
+            // client sends an empty name beside the id, not a null one.
             .map(|t| match t.name {
-                Some(name) => by_name(broker, name.0.as_str(), may_create, node),
-                None => by_id(broker, t.topic_id, node),
+                Some(name) if t.topic_id.is_nil() => {
+                    by_name(broker, name.0.as_str(), may_create, node)
+                }
+                _ => by_id(broker, t.topic_id, node),
             })
             .collect(),
     };

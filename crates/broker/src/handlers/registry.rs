@@ -97,7 +97,7 @@ pub static ROWS: &[Row] = &[
             .flat_map(|t| t.partition_responses.iter().map(|p| p.error_code))
             .collect(),
         on_blocking_thread: |b, r| matches!(r, RequestKind::Produce(p) if produce::may_create_topics(b, p))),
-    row!(Fetch, 0, 12,
+    row!(Fetch, 0, 17,
         |broker, header, r, v, info| fetch::handle(broker, r, v),
         errors: |r| r
             .responses
