@@ -56,6 +56,9 @@ pub struct JoinOutcome {
     pub member_id: String,
     /// For the leader only: `(member_id, group_instance_id, metadata)` of every member.
     pub members: Vec<(String, Option<String>, Bytes)>,
+    /// JoinGroup v9 (KIP-814): a static leader rejoining a stable group gets the members
+    /// but must not compute a new assignment; the current one stands.
+    pub skip_assignment: bool,
 }
 
 impl JoinOutcome {
@@ -68,6 +71,7 @@ impl JoinOutcome {
             leader: String::new(),
             member_id: member_id.to_string(),
             members: Vec::new(),
+            skip_assignment: false,
         }
     }
 }
@@ -279,6 +283,7 @@ impl Group {
             leader: self.leader.clone().unwrap_or_default(),
             member_id: member_id.to_string(),
             members,
+            skip_assignment: false,
         }
     }
 
@@ -440,7 +445,6 @@ impl Group {
                 SyncOutcome::error(ErrorCode::FencedInstanceId),
             ));
         }
-        let changed = member.protocols != req.protocols;
         member.id = new_id.clone();
         member.protocols = req.protocols;
         member.client_id = req.client_id;
@@ -457,9 +461,15 @@ impl Group {
         if self.leader.as_deref() == Some(old_id) {
             self.leader = Some(new_id.clone());
         }
-        if self.state == GroupState::Stable && !changed {
+        // As Kafka: a stable group rebalances only if the restarted member's protocols would
+        // change the protocol the group selects. Its subscription bytes differ anyway (the
+        // Java client's carry the partitions it owns and its generation), and the new ones
+        // are kept for the next rebalance.
+        if self.state == GroupState::Stable && self.select_protocol() == self.protocol {
             effects.records.push(self.record());
-            return (Answer::Now(self.current_join(&new_id)), effects);
+            let mut joined = self.current_join(&new_id);
+            joined.skip_assignment = self.leader.as_deref() == Some(new_id.as_str());
+            return (Answer::Now(joined), effects);
         }
         if self.state != GroupState::PreparingRebalance {
             effects.merge(self.prepare_rebalance(config, now_ms));

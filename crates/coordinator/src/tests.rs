@@ -188,6 +188,43 @@ fn static_member_restart_causes_no_rebalance() {
     assert_eq!(s.assignment, Bytes::from_static(b"p0"));
 }
 
+/// The Java client's subscription carries the partitions it owns and its generation, so a
+/// restarted static member's bytes always differ: as in Kafka, only a change of the
+/// group's selected protocol rebalances, and the restarted leader is told to keep the
+/// current assignment (KIP-814's SkipAssignment).
+#[test]
+fn static_restart_with_new_subscription_bytes_keeps_the_assignment() {
+    let mut c = Coordinator::new(config());
+    let (_, effects) = c.join(join_req("", Some("i1"), RANGE), 0);
+    let first_id = effects.joins[0].1.clone();
+    sync(
+        &mut c,
+        &first_id,
+        1,
+        vec![(first_id.clone(), Bytes::from_static(b"p0"))],
+        0,
+    );
+    let owned: &[(&str, &[u8])] = &[("range", b"sub+owned p0, generation 1")];
+    let (answer, _) = c.join(join_req("", Some("i1"), owned), 1000);
+    let Answer::Now(o) = answer else {
+        panic!("new subscription bytes under the same protocol: no rebalance")
+    };
+    assert_eq!((o.error, o.generation), (ErrorCode::None, 1));
+    assert!(
+        o.skip_assignment,
+        "the restarted leader keeps the assignment"
+    );
+    assert_eq!(o.members.len(), 1, "and still learns the members");
+    assert_eq!(c.describe("g").unwrap().state, GroupState::Stable);
+    // A protocol the group would select instead does rebalance.
+    let other: &[(&str, &[u8])] = &[("roundrobin", b"sub"), ("range", b"sub")];
+    let (answer, _) = c.join(join_req("", Some("i1"), other), 2000);
+    if let Answer::Now(o) = &answer {
+        assert_eq!(o.error, ErrorCode::None, "{o:?}");
+    }
+    assert_ne!(c.describe("g").unwrap().state, GroupState::Stable);
+}
+
 #[test]
 fn initial_rebalance_delay_gathers_members() {
     let mut c = Coordinator::new(GroupConfig {

@@ -86,6 +86,7 @@ fn response(o: JoinOutcome) -> ResponseKind {
             )))
             .with_leader(StrBytes::from_string(o.leader))
             .with_member_id(StrBytes::from_string(o.member_id))
+            .with_skip_assignment(o.skip_assignment)
             .with_members(members),
     )
 }
