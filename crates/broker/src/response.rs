@@ -125,9 +125,9 @@ pub fn encode(
         .encode(&mut buf, api.response_header_version(version))?;
     match body {
         // Versions the crate no longer encodes, in their old layouts (down-converted fetch
-        // records are the handler's own bytes, so nothing is passed through).
+        // records pass through as the handler built them).
         _ if klamm_protocol::legacy::is_legacy(api, version) => {
-            klamm_protocol::legacy::encode_response(api, version, body, &mut buf.current)?
+            klamm_protocol::legacy::encode_response(api, version, body, &mut buf)?
         }
         // The one response that carries record bytes goes through the chunking buffer.
         ResponseKind::Fetch(fetch) => fetch.encode(&mut buf, version)?,
@@ -179,6 +179,12 @@ mod tests {
         assert!(
             chunks.iter().any(|c| c.as_ptr() == records.as_ptr()),
             "records were copied"
+        );
+        // An old version's layout (down-converted records) passes them through too.
+        let old = encode(5, ApiKey::Fetch, 2, &response, vec![records.clone()]).unwrap();
+        assert!(
+            old.iter().any(|c| c.as_ptr() == records.as_ptr()),
+            "Fetch v2 records were copied"
         );
         let joined: Vec<u8> = chunks.iter().flat_map(|c| c.iter().copied()).collect();
         let copied = encode(5, ApiKey::Fetch, 12, &response, vec![]).unwrap();

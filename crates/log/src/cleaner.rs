@@ -800,7 +800,7 @@ fn filter_batch(
         if !latest {
             continue;
         }
-        if !r.has_value {
+        if r.value.is_none() {
             if tombstones_expired {
                 stats.tombstones_removed += 1;
                 continue;

@@ -25,8 +25,6 @@ pub struct RawRecord<'a> {
     pub timestamp_delta: i64,
     pub offset_delta: i32,
     pub key: Option<&'a [u8]>,
-    /// False for a tombstone (null value).
-    pub has_value: bool,
     /// The value's bytes (None for a tombstone).
     pub value: Option<&'a [u8]>,
     /// The bytes after the timestamp delta: offset delta, key, value and headers.
@@ -106,13 +104,11 @@ pub fn raw_records(section: &[u8], records_count: i32) -> Result<Vec<RawRecord<'
         let key = take(body, &mut p, key_len)?;
         let value_len = get_varlong(body, &mut p)?;
         let value = take(body, &mut p, value_len)?;
-        let has_value = value.is_some();
         out.push(RawRecord {
             attributes,
             timestamp_delta,
             offset_delta,
             key,
-            has_value,
             value,
             tail,
             whole,
@@ -376,7 +372,7 @@ mod tests {
             let records = raw_records(&section, header.records_count).unwrap();
             assert_eq!(records.len(), 4);
             assert_eq!(records[3].key, Some(&b"k1"[..]));
-            assert!(!records[3].has_value);
+            assert!(records[3].value.is_none());
             let kept = [records[1], records[3]];
             for horizon in [None, Some(50_000)] {
                 let how = Rebuild {

@@ -255,48 +255,57 @@ pub fn up_convert(set: &[u8], max_decompressed_bytes: usize) -> Result<Bytes, Ba
     Ok(out.freeze())
 }
 
-fn put_message(
-    out: &mut BytesMut,
-    magic: i8,
-    offset: i64,
-    timestamp: Option<(i64, bool)>,
-    key: Option<&[u8]>,
-    value: Option<&[u8]>,
-) {
+/// Appends one set entry: `offset · message_size · crc`, then what `body` writes (magic
+/// onwards), with the size and the CRC-32 over the body filled in after.
+fn put_entry(out: &mut BytesMut, offset: i64, body: impl FnOnce(&mut BytesMut)) {
     out.put_i64(offset);
     let size_at = out.len();
     out.put_i32(0);
     let crc_at = out.len();
     out.put_u32(0);
-    out.put_i8(magic);
-    match (magic, timestamp) {
-        (1, Some((ts, log_append_time))) => {
+    body(out);
+    let size = (out.len() - crc_at) as i32;
+    out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
+    let crc = crc32fast::hash(&out[crc_at + 4..]);
+    out[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
+}
+
+/// A `bytes` field: i32 length (-1 for null), then the bytes.
+pub(super) fn put_field(out: &mut impl BufMut, field: Option<&[u8]>) {
+    match field {
+        Some(b) => {
+            out.put_i32(b.len() as i32);
+            out.put_slice(b);
+        }
+        None => out.put_i32(-1),
+    }
+}
+
+/// One uncompressed message; `timestamp` is `(ms, log_append_time)`, magic 1 only.
+fn put_message(
+    out: &mut BytesMut,
+    magic: i8,
+    offset: i64,
+    timestamp: (i64, bool),
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+) {
+    put_entry(out, offset, |out| {
+        out.put_i8(magic);
+        if magic == 1 {
+            let (ts, log_append_time) = timestamp;
             out.put_i8(if log_append_time {
                 ATTR_LOG_APPEND_TIME
             } else {
                 0
             });
             out.put_i64(ts);
-        }
-        (1, None) => {
+        } else {
             out.put_i8(0);
-            out.put_i64(-1);
         }
-        _ => out.put_i8(0),
-    }
-    for field in [key, value] {
-        match field {
-            Some(b) => {
-                out.put_i32(b.len() as i32);
-                out.put_slice(b);
-            }
-            None => out.put_i32(-1),
-        }
-    }
-    let size = (out.len() - crc_at) as i32;
-    out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
-    let crc = crc32fast::hash(&out[crc_at + 4..]);
-    out[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
+        put_field(out, key);
+        put_field(out, value);
+    });
 }
 
 /// The records of `batches` (whole stored v2 batches, as a fetch read them) at offsets from
@@ -341,7 +350,7 @@ pub fn down_convert(
                 &mut out,
                 magic,
                 offset,
-                Some((timestamp, log_append_time)),
+                (timestamp, log_append_time),
                 r.key,
                 r.value,
             );
@@ -372,7 +381,7 @@ pub fn encode_for_test(
             &mut inner,
             magic,
             i as i64,
-            Some((timestamp_ms, false)),
+            (timestamp_ms, false),
             *key,
             *value,
         );
@@ -382,23 +391,15 @@ pub fn encode_for_test(
     }
     let compressed = rewrite::compress(codec as i16, &inner).expect("in-memory compression");
     let mut out = BytesMut::new();
-    out.put_i64(messages.len() as i64 - 1);
-    let size_at = out.len();
-    out.put_i32(0);
-    let crc_at = out.len();
-    out.put_u32(0);
-    out.put_i8(magic);
-    out.put_i8(codec);
-    if magic == 1 {
-        out.put_i64(timestamp_ms);
-    }
-    out.put_i32(-1);
-    out.put_i32(compressed.len() as i32);
-    out.put_slice(&compressed);
-    let size = (out.len() - crc_at) as i32;
-    out[size_at..size_at + 4].copy_from_slice(&size.to_be_bytes());
-    let crc = crc32fast::hash(&out[crc_at + 4..]);
-    out[crc_at..crc_at + 4].copy_from_slice(&crc.to_be_bytes());
+    put_entry(&mut out, messages.len() as i64 - 1, |out| {
+        out.put_i8(magic);
+        out.put_i8(codec);
+        if magic == 1 {
+            out.put_i64(timestamp_ms);
+        }
+        put_field(out, None);
+        put_field(out, Some(&compressed));
+    });
     out.freeze()
 }
 
@@ -464,7 +465,7 @@ mod tests {
         let inner = encode_for_test(1, 1, 5, MESSAGES);
         let compressed = rewrite::compress(1, &inner).unwrap();
         let mut nested = BytesMut::new();
-        put_message(&mut nested, 1, 0, Some((5, false)), None, Some(&compressed));
+        put_message(&mut nested, 1, 0, (5, false), None, Some(&compressed));
         nested[16 + 1] = 1; // attributes: gzip (magic at 16, attributes at 17)
         let crc = crc32fast::hash(&nested[16..]);
         nested[12..16].copy_from_slice(&crc.to_be_bytes());

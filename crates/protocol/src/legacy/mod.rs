@@ -15,6 +15,8 @@ pub mod message_set;
 
 use bytes::{BufMut, Bytes, BytesMut};
 use kafka_protocol::messages::{ApiKey, ResponseKind};
+use kafka_protocol::protocol::buf::ByteBufMut;
+use kafka_protocol::protocol::Encodable;
 
 /// The lowest version Klamm can decode for `api`: below the crate's minimum only where this
 /// module rewrites the old versions.
@@ -99,6 +101,26 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// Copies `topics[name · partitions[…]]` from `r` to `out`, each partition rewritten by
+/// `partition` (the one part of these layouts that changed between versions).
+fn rewrite_partitions(
+    r: &mut Reader<'_>,
+    out: &mut BytesMut,
+    mut partition: impl FnMut(&mut Reader<'_>, &mut BytesMut) -> Result<(), String>,
+) -> Result<(), String> {
+    let topics = r.count()?;
+    out.put_i32(topics as i32);
+    for _ in 0..topics {
+        out.put_slice(r.string()?);
+        let partitions = r.count()?;
+        out.put_i32(partitions as i32);
+        for _ in 0..partitions {
+            partition(r, out)?;
+        }
+    }
+    Ok(())
+}
+
 /// The body of an old `version` of `api` rewritten as the body of the version returned
 /// beside it (the crate's oldest), which the crate then decodes. Field layouts are
 /// Kafka's, from its message definitions.
@@ -130,17 +152,11 @@ pub fn upgrade_request(api: ApiKey, version: i16, body: &[u8]) -> Result<(Bytes,
         // v1 drops max_num_offsets (v0 answers one offset per partition here).
         ApiKey::ListOffsets => {
             out.put_slice(r.take(4)?);
-            let topics = r.count()?;
-            out.put_i32(topics as i32);
-            for _ in 0..topics {
-                out.put_slice(r.string()?);
-                let partitions = r.count()?;
-                out.put_i32(partitions as i32);
-                for _ in 0..partitions {
-                    out.put_slice(r.take(4 + 8)?);
-                    r.take(4)?;
-                }
-            }
+            rewrite_partitions(&mut r, &mut out, |r, out| {
+                out.put_slice(r.take(4 + 8)?);
+                r.take(4)?;
+                Ok(())
+            })?;
         }
         // v0: group_id · topics[name · partitions[index · offset · metadata]].
         // v1: group_id · generation_id · member_id · topics[name · partitions[index · offset
@@ -158,20 +174,14 @@ pub fn upgrade_request(api: ApiKey, version: i16, body: &[u8]) -> Result<(Bytes,
                 out.put_slice(r.string()?);
             }
             out.put_i64(-1);
-            let topics = r.count()?;
-            out.put_i32(topics as i32);
-            for _ in 0..topics {
-                out.put_slice(r.string()?);
-                let partitions = r.count()?;
-                out.put_i32(partitions as i32);
-                for _ in 0..partitions {
-                    out.put_slice(r.take(4 + 8)?);
-                    if version == 1 {
-                        r.take(8)?;
-                    }
-                    out.put_slice(r.string()?);
+            rewrite_partitions(&mut r, &mut out, |r, out| {
+                out.put_slice(r.take(4 + 8)?);
+                if version == 1 {
+                    r.take(8)?;
                 }
-            }
+                out.put_slice(r.string()?);
+                Ok(())
+            })?;
         }
         // v0 and v1 are the same on the wire (v0 once read offsets from ZooKeeper).
         ApiKey::OffsetFetch | ApiKey::DeleteTopics => out.put_slice(body),
@@ -190,18 +200,12 @@ pub fn upgrade_request(api: ApiKey, version: i16, body: &[u8]) -> Result<(Bytes,
         // v0–v1: topics[name · partitions[partition · leader_epoch]]; v2 adds
         // current_leader_epoch before leader_epoch (-1: not checked).
         ApiKey::OffsetForLeaderEpoch => {
-            let topics = r.count()?;
-            out.put_i32(topics as i32);
-            for _ in 0..topics {
-                out.put_slice(r.string()?);
-                let partitions = r.count()?;
-                out.put_i32(partitions as i32);
-                for _ in 0..partitions {
-                    out.put_slice(r.take(4)?);
-                    out.put_i32(-1);
-                    out.put_slice(r.take(4)?);
-                }
-            }
+            rewrite_partitions(&mut r, &mut out, |r, out| {
+                out.put_slice(r.take(4)?);
+                out.put_i32(-1);
+                out.put_slice(r.take(4)?);
+                Ok(())
+            })?;
         }
         // v0 and v1 are the same on the wire (v1 changed only throttling).
         ApiKey::DescribeLogDirs | ApiKey::AlterReplicaLogDirs => out.put_slice(body),
@@ -210,35 +214,27 @@ pub fn upgrade_request(api: ApiKey, version: i16, body: &[u8]) -> Result<(Bytes,
     Ok((out.freeze(), to))
 }
 
-fn put_str(out: &mut BytesMut, s: &str) {
+fn put_str(out: &mut impl BufMut, s: &str) {
     out.put_i16(s.len() as i16);
     out.put_slice(s.as_bytes());
 }
 
-fn put_nullable_str(out: &mut BytesMut, s: Option<&str>) {
+fn put_nullable_str(out: &mut impl BufMut, s: Option<&str>) {
     match s {
         Some(s) => put_str(out, s),
         None => out.put_i16(-1),
     }
 }
 
-fn put_bytes(out: &mut BytesMut, b: Option<&[u8]>) {
-    match b {
-        Some(b) => {
-            out.put_i32(b.len() as i32);
-            out.put_slice(b);
-        }
-        None => out.put_i32(-1),
-    }
-}
-
 /// Appends the body of `response` in the old `version`'s layout. Fetch records must
-/// already be in the old format (the fetch handler down-converts them).
-pub fn encode_response(
+/// already be in the old format (the fetch handler down-converts them); they are written
+/// with one `put_slice` each, so a buffer that passes record bytes through (the broker's
+/// `ChunkedBuf`) does not copy them.
+pub fn encode_response<B: ByteBufMut>(
     api: ApiKey,
     version: i16,
     response: &ResponseKind,
-    out: &mut BytesMut,
+    out: &mut B,
 ) -> anyhow::Result<()> {
     let oldest = api.valid_versions().min;
     match response {
@@ -276,7 +272,7 @@ pub fn encode_response(
                     out.put_i32(p.partition_index);
                     out.put_i16(p.error_code);
                     out.put_i64(p.high_watermark);
-                    put_bytes(out, Some(p.records.as_deref().unwrap_or_default()));
+                    message_set::put_field(out, Some(p.records.as_deref().unwrap_or_default()));
                 }
             }
         }
@@ -357,10 +353,10 @@ pub fn encode_response(
             }
         }
         // The same layout as the crate's oldest version.
-        ResponseKind::OffsetCommit(_)
-        | ResponseKind::OffsetFetch(_)
-        | ResponseKind::DescribeLogDirs(_)
-        | ResponseKind::AlterReplicaLogDirs(_) => response.encode(out, oldest)?,
+        ResponseKind::OffsetCommit(r) => r.encode(out, oldest)?,
+        ResponseKind::OffsetFetch(r) => r.encode(out, oldest)?,
+        ResponseKind::DescribeLogDirs(r) => r.encode(out, oldest)?,
+        ResponseKind::AlterReplicaLogDirs(r) => r.encode(out, oldest)?,
         other => anyhow::bail!("{api:?} v{version} has no legacy response form for {other:?}"),
     }
     Ok(())
