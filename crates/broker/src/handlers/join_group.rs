@@ -54,18 +54,22 @@ pub fn handle(
         .groups
         .join(broker, &group, |c| c.join(req, broker.now_ms()))
     {
-        Pending::Now(o) => Reply::Now(response(o)),
+        Pending::Now(o) => Reply::Now(response(o, version)),
         Pending::Wait(rx) => Reply::Later(Box::pin(async move {
             // A dropped sender means the member was replaced or removed meanwhile.
             let o = rx
                 .await
                 .unwrap_or_else(|_| JoinOutcome::error(ErrorCode::UnknownMemberId, &member_id));
-            response(o)
+            response(o, version)
         })),
     }
 }
 
-fn response(o: JoinOutcome) -> ResponseKind {
+/// JoinGroup v9 is the first with SkipAssignment (KIP-814): before it, the field must stay
+/// unset (the encoder refuses it) and a static leader runs the assignment again, as with Kafka.
+const SKIP_ASSIGNMENT_MIN_VERSION: i16 = 9;
+
+fn response(o: JoinOutcome, version: i16) -> ResponseKind {
     let members = o
         .members
         .into_iter()
@@ -86,7 +90,7 @@ fn response(o: JoinOutcome) -> ResponseKind {
             )))
             .with_leader(StrBytes::from_string(o.leader))
             .with_member_id(StrBytes::from_string(o.member_id))
-            .with_skip_assignment(o.skip_assignment)
+            .with_skip_assignment(o.skip_assignment && version >= SKIP_ASSIGNMENT_MIN_VERSION)
             .with_members(members),
     )
 }
