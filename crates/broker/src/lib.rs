@@ -19,6 +19,7 @@ pub mod cleaner;
 pub mod clock;
 pub mod connection;
 pub mod crash_point;
+pub mod disk_space;
 pub mod fd_limit;
 pub mod groups;
 pub mod handlers;

@@ -39,6 +39,10 @@ pub struct MetadataImage {
     /// the cluster-wide default, a node id that broker's own.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub broker_configs: BTreeMap<String, BTreeMap<String, String>>,
+    /// Changes saved since the data dir was made: the offset a metadata log would have
+    /// reached, which DescribeQuorum reports until the cluster's Raft log replaces it.
+    #[serde(default)]
+    pub changes: i64,
 }
 
 /// Reads and writes the metadata image of one data dir.
@@ -60,14 +64,15 @@ impl MetadataStore {
         let image = match fs::read(&path) {
             Ok(bytes) => parse_image(&path, &bytes)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                let image = MetadataImage {
+                let mut image = MetadataImage {
                     version: FORMAT_VERSION,
                     cluster_id: kafka_base64(Uuid::new_v4()),
                     topics: BTreeMap::new(),
                     next_producer_id: 0,
                     broker_configs: BTreeMap::new(),
+                    changes: 0,
                 };
-                self.save(&image)?;
+                self.save(&mut image)?;
                 image
             }
             Err(e) => return Err(e),
@@ -90,9 +95,16 @@ impl MetadataStore {
         parse_image(&path, &bytes)
     }
 
-    pub fn save(&self, image: &MetadataImage) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(image).map_err(io::Error::other)?;
-        write_atomic(&self.dir, METADATA_FILE, &json)
+    /// Saves `image` as one more change; on failure it is left as it was.
+    pub fn save(&self, image: &mut MetadataImage) -> io::Result<()> {
+        image.changes += 1;
+        let saved = serde_json::to_vec_pretty(image)
+            .map_err(io::Error::other)
+            .and_then(|json| write_atomic(&self.dir, METADATA_FILE, &json));
+        if saved.is_err() {
+            image.changes -= 1;
+        }
+        saved
     }
 }
 
@@ -195,7 +207,9 @@ mod tests {
                 configs: BTreeMap::from([("retention.ms".into(), "1000".into())]),
             },
         );
-        store.save(&image).unwrap();
+        store.save(&mut image).unwrap();
+        // One change for the fresh image, one for the topic.
+        assert_eq!(image.changes, 2);
         assert_eq!(store.load_or_init(1).unwrap(), image);
         assert!(dir.path().join("meta.properties").exists());
     }

@@ -234,7 +234,7 @@ impl State {
         } else {
             image.broker_configs.insert(key.clone(), stored.clone())
         };
-        if let Err(e) = self.store.save(&image) {
+        if let Err(e) = self.store.save(&mut image) {
             match previous {
                 Some(p) => image.broker_configs.insert(key, p),
                 None => image.broker_configs.remove(&key),
@@ -553,7 +553,7 @@ impl State {
             }
         };
         image.topics.insert(name.to_string(), record.clone());
-        if let Err(e) = self.store.save(&image) {
+        if let Err(e) = self.store.save(&mut image) {
             image.topics.remove(name);
             drop(topic);
             self.discard_partitions(name, 0..partitions);
@@ -653,7 +653,7 @@ impl State {
             AdminError::new(ResponseError::UnknownTopicOrPartition, "unknown topic")
         })?;
         crate::crash_point::reached("delete.before_save");
-        if let Err(e) = self.store.save(&image) {
+        if let Err(e) = self.store.save(&mut image) {
             image.topics.insert(name.to_string(), record);
             return Err(AdminError::new(
                 ResponseError::KafkaStorageError,
@@ -751,7 +751,7 @@ impl State {
             .get_mut(name)
             .expect("topic table and image agree");
         record.partitions = total;
-        if let Err(e) = self.store.save(&image) {
+        if let Err(e) = self.store.save(&mut image) {
             image.topics.get_mut(name).expect("still there").partitions = have;
             partitions.truncate(have as usize);
             self.discard_partitions(name, have..total);
@@ -789,7 +789,7 @@ impl State {
             .get_mut(name)
             .expect("topic table and image agree");
         let previous = std::mem::replace(&mut record.configs, overrides.clone());
-        if let Err(e) = self.store.save(&image) {
+        if let Err(e) = self.store.save(&mut image) {
             image.topics.get_mut(name).expect("still there").configs = previous;
             return Err(AdminError::new(
                 ResponseError::KafkaStorageError,
@@ -839,7 +839,7 @@ impl State {
             let mut image = self.lock_image();
             let start = image.next_producer_id;
             image.next_producer_id = start.saturating_add(PRODUCER_ID_BLOCK_SIZE);
-            if let Err(e) = self.store.save(&image) {
+            if let Err(e) = self.store.save(&mut image) {
                 image.next_producer_id = start;
                 return Err(AdminError::new(
                     ResponseError::KafkaStorageError,
@@ -883,6 +883,17 @@ impl State {
 
     pub fn data_dir(&self) -> &Path {
         &self.data_dir
+    }
+
+    /// The log dir as Kafka reports it to clients: an absolute path (not resolved through
+    /// symlinks, as Java's `getAbsolutePath`).
+    pub fn log_dir_absolute(&self) -> PathBuf {
+        std::path::absolute(&self.data_dir).unwrap_or_else(|_| self.data_dir.clone())
+    }
+
+    /// Metadata changes saved so far (see [`MetadataImage::changes`]).
+    pub fn metadata_changes(&self) -> i64 {
+        self.lock_image().changes
     }
 }
 

@@ -299,6 +299,9 @@ pub static BROKER_CONFIGS: &[ConfigDef] = &[
         .dynamic(),
     key("queued.max.requests.per.connection", Int, "128", AtLeast(1),
         "Klamm: requests in flight on one connection before the broker stops reading from it."),
+    key("max.request.partition.size.limit", Int, "2000", AtLeast(1),
+        "Partitions one DescribeTopicPartitions response holds at most; a client asking for more \
+         gets a cursor to the rest."),
     key("offsets.topic.num.partitions", Int, "50", AtLeast(1),
         "Partitions of __consumer_offsets; fixed once the topic exists."),
     key("offsets.retention.minutes", Int, "10080", AtLeast(1),

@@ -140,6 +140,8 @@ pub struct BrokerSettings {
     pub max_connections: usize,
     pub max_connections_per_ip: usize,
     pub queued_max_requests_per_connection: usize,
+    /// `max.request.partition.size.limit`: partitions per DescribeTopicPartitions response.
+    pub max_request_partition_size_limit: i32,
     pub log_format: LogFormat,
     pub shutdown_timeout_ms: u64,
     /// `metrics.enabled`: request-path counters and histograms are recorded.
@@ -280,6 +282,7 @@ impl Config {
             max_connections: self.typed("max.connections"),
             max_connections_per_ip: self.typed("max.connections.per.ip"),
             queued_max_requests_per_connection: self.typed("queued.max.requests.per.connection"),
+            max_request_partition_size_limit: self.typed("max.request.partition.size.limit"),
             log_format: match self.get("log.format") {
                 Some("json") => LogFormat::Json,
                 _ => LogFormat::Text,

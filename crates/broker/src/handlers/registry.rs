@@ -240,6 +240,48 @@ pub static ROWS: &[Row] = &[
     row!(DescribeTransactions, 0, 0,
         |broker, header, r, v, info| describe_transactions::handle(broker, r),
         errors: none),
+    // Admin APIs of the cluster's layout, answered for the one node there is; they keep
+    // their meaning when there are more (see each handler).
+    row!(DescribeLogDirs, 0, 4,
+        |broker, header, r, v, info| describe_log_dirs::handle(broker, r),
+        errors: |r| r.results.iter().map(|d| d.error_code).chain([r.error_code]).collect()),
+    row!(AlterReplicaLogDirs, 0, 2,
+        |broker, header, r, v, info| alter_replica_log_dirs::handle(broker, r),
+        errors: |r| r
+            .results
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect()),
+    row!(DescribeTopicPartitions, 0, 0,
+        |broker, header, r, v, info| describe_topic_partitions::handle(broker, r),
+        errors: |r| r.topics.iter().map(|t| t.error_code).collect()),
+    row!(ElectLeaders, 0, 2,
+        |broker, header, r, v, info| elect_leaders::handle(broker, r),
+        errors: |r| r
+            .replica_election_results
+            .iter()
+            .flat_map(|t| t.partition_result.iter().map(|p| p.error_code))
+            .chain([r.error_code])
+            .collect()),
+    row!(ListPartitionReassignments, 0, 0,
+        |broker, header, r, v, info| list_partition_reassignments::handle(r),
+        errors: |r| vec![r.error_code]),
+    row!(AlterPartitionReassignments, 0, 1,
+        |broker, header, r, v, info| alter_partition_reassignments::handle(broker, r),
+        errors: |r| r
+            .responses
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .chain([r.error_code])
+            .collect()),
+    row!(DescribeQuorum, 0, 2,
+        |broker, header, r, v, info| describe_quorum::handle(broker, r, v),
+        errors: |r| r
+            .topics
+            .iter()
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .chain([r.error_code])
+            .collect()),
     // Answered with errors on every listener until security lands, so a client configured
     // for SASL against a PLAINTEXT listener reports why instead of seeing a closed socket.
     row!(SaslHandshake, 0, 1,

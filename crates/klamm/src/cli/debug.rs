@@ -133,7 +133,7 @@ fn delete_dynamic(dir: &Path, keys: &[String], layer: Option<&str>) -> Result<bo
         }
     }
     image.broker_configs.retain(|_, values| !values.is_empty());
-    store.save(&image)?;
+    store.save(&mut image)?;
     Ok(all_found)
 }
 
