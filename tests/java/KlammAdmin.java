@@ -528,6 +528,10 @@ public final class KlammAdmin {
             DescribeReplicaLogDirsResult.ReplicaLogDirInfo info = m.get(r);
             Klamm.check(info != null && info.getCurrentReplicaLogDir() != null, "no current log dir for %s: %s", r, info);
             Klamm.check(info.getCurrentReplicaOffsetLag() == 0, "offset lag %d", info.getCurrentReplicaOffsetLag());
+            // AlterReplicaLogDirs: to the dir it is in succeeds; to a dir the broker lacks fails.
+            a.alterReplicaLogDirs(Map.of(r, info.getCurrentReplicaLogDir())).all().get(T, TimeUnit.SECONDS);
+            Klamm.expectError(LogDirNotFoundException.class, "moving a replica to a dir the broker lacks",
+                () -> a.alterReplicaLogDirs(Map.of(r, "/nonexistent/klamm-dir")).all().get(T, TimeUnit.SECONDS));
         }
     }
 

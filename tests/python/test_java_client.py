@@ -196,13 +196,44 @@ def test_admin_producers_and_transactions(java_classpath, jbroker):
     run_java(java_classpath, jbroker, "KlammAdmin", "producers-transactions")
 
 
-# Not run yet: Klamm does not serve these admin APIs (issue 17 leaves them open), and the
-# Java admin refuses them before sending anything. KlammAdmin already has their checks, one
-# subcommand each, to become a test each when the API lands: log-dirs and replica-log-dirs
-# (DescribeLogDirs), elect-leaders (ElectLeaders), list-reassignments and alter-reassignments
-# (List/AlterPartitionReassignments), metadata-quorum (DescribeQuorum), describe-topics-paged
-# (DescribeTopicPartitions, KIP-966: the admin falls back to Metadata silently, so that test
-# must also assert api key 75 is advertised).
+def test_admin_log_dirs(java_classpath, jbroker):
+    """describeLogDirs: the one dir, a written partition's size, total/usable bytes."""
+    run_java(java_classpath, jbroker, "KlammAdmin", "log-dirs")
+
+
+def test_admin_replica_log_dirs(java_classpath, jbroker):
+    """describeReplicaLogDirs (current dir, no lag) and alterReplicaLogDirs (same dir ok,
+    a dir the broker lacks: LogDirNotFoundException)."""
+    run_java(java_classpath, jbroker, "KlammAdmin", "replica-log-dirs")
+
+
+def test_admin_elect_leaders(java_classpath, jbroker):
+    """electLeaders(PREFERRED): ElectionNotNeeded for named partitions, none for all,
+    UnknownTopicOrPartition for a missing one."""
+    run_java(java_classpath, jbroker, "KlammAdmin", "elect-leaders")
+
+
+def test_admin_list_reassignments(java_classpath, jbroker):
+    run_java(java_classpath, jbroker, "KlammAdmin", "list-reassignments")
+
+
+def test_admin_alter_reassignments(java_classpath, jbroker):
+    """To the current replica set: done at once; cancel with none in progress and an
+    unknown broker: Kafka's exceptions."""
+    run_java(java_classpath, jbroker, "KlammAdmin", "alter-reassignments")
+
+
+def test_admin_metadata_quorum(java_classpath, jbroker):
+    """describeMetadataQuorum: a one-voter quorum led by the broker."""
+    run_java(java_classpath, jbroker, "KlammAdmin", "metadata-quorum")
+
+
+def test_admin_describe_topics_paged(java_classpath, jbroker):
+    """describeTopics with partitionSizeLimitPerResponse(2): DescribeTopicPartitions
+    (KIP-966) pages through the cursor. The admin falls back to Metadata silently when the
+    broker lacks the API, so the test also checks that api key 75 is advertised."""
+    assert 75 in advertised_api_keys(jbroker.bootstrap), "DescribeTopicPartitions is not advertised"
+    run_java(java_classpath, jbroker, "KlammAdmin", "describe-topics-paged")
 
 
 # ---------------------------------------------------------------------------------------
