@@ -887,3 +887,39 @@ def test_raw_magic_0_lz4_with_old_kafka_header_checksum(bootstrap, kp_codecs):
     assert (err, base) == (0, 3), f"magic 0 lz4 with old Kafka's header checksum: error {err}"
     msgs = fetch_all(bootstrap, 0, topic, 0, 0, 6)
     assert [(m.offset, m.value) for m in msgs] == [(i, b"lz4-magic-0-%d" % (i % 3)) for i in range(6)]
+
+
+def test_raw_describe_log_dirs_v0(bootstrap):
+    """DescribeLogDirs v0 (Kafka 1.0's layout, served through the v1 decoder): the one log
+    dir, with a written partition's size and the rest left out when not asked for."""
+    from kafka.protocol.admin import DescribeLogDirsResponse_v0
+    from kafka.protocol.api import Request
+    from kafka.protocol.types import Array, Int32, Schema, String
+
+    class DescribeLogDirsV0(Request):
+        # kafka-python 2.3.3's own v0 class encodes `partitions` as one INT32, not an
+        # array: this is Kafka's layout.
+        API_KEY = 35
+        API_VERSION = 0
+        RESPONSE_TYPE = DescribeLogDirsResponse_v0
+        SCHEMA = Schema(("topics", Array(("topic", String("utf-8")), ("partitions", Array(Int32)))))
+
+    topic = unique_name("ld-v0")
+    create_topic(bootstrap, topic, partitions=2)
+    p = producer(bootstrap)
+    for _ in range(10):
+        p.produce(topic, value=b"v" * 100, partition=0)
+    assert p.flush(15) == 0
+    r = call(bootstrap, DescribeLogDirsV0(topics=[(topic, [0, 1])]))
+    assert len(r.log_dirs) == 1, r.log_dirs
+    error, log_dir, topics = r.log_dirs[0]
+    assert error == 0 and log_dir.startswith("/"), (error, log_dir)
+    assert [t[0] for t in topics] == [topic], topics
+    sizes = {part: (size, lag, future) for part, size, lag, future in topics[0][1]}
+    assert sizes[0][0] > 1000 and sizes[1][0] == 0, sizes
+    assert all(lag == 0 and not future for _, lag, future in sizes.values()), sizes
+    # A null list is every partition; a missing topic is left out.
+    r = call(bootstrap, DescribeLogDirsV0(topics=None))
+    assert topic in [t[0] for t in r.log_dirs[0][2]]
+    r = call(bootstrap, DescribeLogDirsV0(topics=[(unique_name("ld-missing"), [0])]))
+    assert r.log_dirs[0][2] == [], r.log_dirs
