@@ -1,4 +1,5 @@
 import org.apache.kafka.clients.admin.*;
+import org.apache.kafka.clients.consumer.ConsumerConfig;
 import org.apache.kafka.clients.consumer.ConsumerRecords;
 import org.apache.kafka.clients.consumer.KafkaConsumer;
 import org.apache.kafka.clients.consumer.OffsetAndMetadata;
@@ -43,6 +44,8 @@ public final class KlammAdmin {
         cmds.put("alter-reassignments", KlammAdmin::alterReassignments);
         cmds.put("metadata-quorum", KlammAdmin::metadataQuorum);
         cmds.put("describe-topics-paged", KlammAdmin::describeTopicsPaged);
+        cmds.put("abort-fence", KlammAdmin::abortAndFence);
+        cmds.put("remove-members", KlammAdmin::removeMembers);
         Klamm.main("KlammAdmin", args, cmds);
     }
 
@@ -607,6 +610,86 @@ public final class KlammAdmin {
             Klamm.checkEq(List.of(0, 1, 2, 3, 4), d.get(t1).partitions().stream().map(TopicPartitionInfo::partition).collect(Collectors.toList()), "partitions of " + t1);
             Klamm.checkEq(List.of(0, 1, 2), d.get(t2).partitions().stream().map(TopicPartitionInfo::partition).collect(Collectors.toList()), "partitions of " + t2);
             Klamm.check(!d.get(t1).topicId().equals(Uuid.ZERO_UUID), "no topic id for %s", t1);
+        }
+    }
+
+    static long committedEnd(Admin a, TopicPartition tp) throws Exception {
+        return a.listOffsets(Map.of(tp, OffsetSpec.latest()), new ListOffsetsOptions(IsolationLevel.READ_COMMITTED))
+            .partitionResult(tp).get(T, TimeUnit.SECONDS).offset();
+    }
+
+    /** abortTransaction (WriteTxnMarkers) ends a hanging transaction in its partition;
+     *  fenceProducers then bumps the epoch, so the old producer can no longer commit. */
+    static void abortAndFence() throws Exception {
+        try (Admin a = Klamm.admin()) {
+            String topic = Klamm.name("jabort");
+            String txnId = Klamm.name("jhang");
+            Klamm.createTopic(a, topic, 1, null);
+            TopicPartition tp = new TopicPartition(topic, 0);
+            KafkaProducer<byte[], byte[]> p = Klamm.producer(ProducerConfig.TRANSACTIONAL_ID_CONFIG, txnId,
+                ProducerConfig.TRANSACTION_TIMEOUT_CONFIG, 60000);
+            p.initTransactions();
+            p.beginTransaction();
+            p.send(new ProducerRecord<>(topic, 0, null, Klamm.bytes("hanging-0"))).get(T, TimeUnit.SECONDS);
+            p.send(new ProducerRecord<>(topic, 0, null, Klamm.bytes("hanging-1"))).get(T, TimeUnit.SECONDS);
+            Klamm.checkEq(0L, committedEnd(a, tp), "read_committed end while the transaction is open");
+
+            ProducerState s = a.describeProducers(List.of(tp)).partitionResult(tp).get(T, TimeUnit.SECONDS).activeProducers().get(0);
+            Klamm.log("hanging producer: %s", s);
+            a.abortTransaction(new AbortTransactionSpec(tp, s.producerId(), (short) s.producerEpoch(),
+                s.coordinatorEpoch().orElse(0))).all().get(T, TimeUnit.SECONDS);
+            // Two records and the ABORT marker: all stable now.
+            Klamm.checkEq(3L, committedEnd(a, tp), "read_committed end after abortTransaction");
+            ProducerState after = a.describeProducers(List.of(tp)).partitionResult(tp).get(T, TimeUnit.SECONDS).activeProducers().get(0);
+            Klamm.checkEq(OptionalLong.empty(), after.currentTransactionStartOffset(), "open transaction after abortTransaction");
+            // A marker of an older epoch than the partition knows is refused.
+            Klamm.expectError(InvalidProducerEpochException.class, "an abort with a stale producer epoch",
+                () -> a.abortTransaction(new AbortTransactionSpec(tp, s.producerId(), (short) (s.producerEpoch() - 1), 0))
+                    .all().get(T, TimeUnit.SECONDS));
+
+            a.fenceProducers(List.of(txnId)).all().get(T, TimeUnit.SECONDS);
+            try {
+                p.commitTransaction();
+                throw new Klamm.CheckFailed("a fenced producer committed");
+            } catch (ProducerFencedException | InvalidProducerEpochException e) {
+                Klamm.log("fenced producer's commit: %s as expected", e.getClass().getSimpleName());
+            } finally {
+                p.close(Duration.ZERO);
+            }
+            Klamm.checkEq(committedEnd(a, tp), a.listOffsets(Map.of(tp, OffsetSpec.latest())).partitionResult(tp)
+                .get(T, TimeUnit.SECONDS).offset(), "read_committed end = log end once fenced");
+        }
+    }
+
+    /** removeMembersFromConsumerGroup: a static member by instance id, then every member. */
+    static void removeMembers() throws Exception {
+        try (Admin a = Klamm.admin()) {
+            String topic = Klamm.name("jrm");
+            String group = Klamm.name("jrmgroup");
+            Klamm.createTopic(a, topic, 2, null);
+            KafkaConsumer<byte[], byte[]> stat = Klamm.consumer(group, ConsumerConfig.GROUP_INSTANCE_ID_CONFIG, "static-1");
+            KafkaConsumer<byte[], byte[]> dyn = Klamm.consumer(group);
+            stat.subscribe(List.of(topic));
+            dyn.subscribe(List.of(topic));
+            Klamm.waitUntil("both members to be assigned", 30000, () -> {
+                stat.poll(Duration.ofMillis(100));
+                dyn.poll(Duration.ofMillis(100));
+                return stat.assignment().size() + dyn.assignment().size() == 2 && !stat.assignment().isEmpty();
+            });
+            a.removeMembersFromConsumerGroup(group, new RemoveMembersFromConsumerGroupOptions(
+                List.of(new MemberToRemove("static-1")))).all().get(T, TimeUnit.SECONDS);
+            ConsumerGroupDescription d = a.describeConsumerGroups(List.of(group)).describedGroups().get(group).get(T, TimeUnit.SECONDS);
+            Klamm.check(d.members().stream().noneMatch(m -> m.groupInstanceId().equals(Optional.of("static-1"))),
+                "static-1 still in %s", d.members());
+            Klamm.expectError(UnknownMemberIdException.class, "removing a static member that is not there",
+                () -> a.removeMembersFromConsumerGroup(group, new RemoveMembersFromConsumerGroupOptions(
+                    List.of(new MemberToRemove("static-1")))).all().get(T, TimeUnit.SECONDS));
+            // No members named: every member is removed.
+            a.removeMembersFromConsumerGroup(group, new RemoveMembersFromConsumerGroupOptions()).all().get(T, TimeUnit.SECONDS);
+            d = a.describeConsumerGroups(List.of(group)).describedGroups().get(group).get(T, TimeUnit.SECONDS);
+            Klamm.checkEq(List.of(), new ArrayList<>(d.members()), "members after removing all");
+            stat.close(Duration.ZERO);
+            dyn.close(Duration.ZERO);
         }
     }
 }

@@ -236,6 +236,17 @@ def test_admin_describe_topics_paged(java_classpath, jbroker):
     run_java(java_classpath, jbroker, "KlammAdmin", "describe-topics-paged")
 
 
+def test_admin_abort_transaction_and_fence_producers(java_classpath, jbroker):
+    """abortTransaction (WriteTxnMarkers) ends a hanging transaction in its partition, a
+    stale epoch is refused; fenceProducers makes the old producer's commit fail."""
+    run_java(java_classpath, jbroker, "KlammAdmin", "abort-fence")
+
+
+def test_admin_remove_members_from_consumer_group(java_classpath, jbroker):
+    """removeMembersFromConsumerGroup: a static member by instance id, then all."""
+    run_java(java_classpath, jbroker, "KlammAdmin", "remove-members")
+
+
 # ---------------------------------------------------------------------------------------
 # Producer
 # ---------------------------------------------------------------------------------------

@@ -146,14 +146,51 @@ impl Partition {
         commit: bool,
         now_ms: i64,
     ) -> std::io::Result<i64> {
+        self.append_marker_if(producer, commit, 0, now_ms, |_| Ok(()))
+            .map(|r| r.unwrap_or_else(|never: std::convert::Infallible| match never {}))
+    }
+
+    /// A marker a client sent (WriteTxnMarkers, as the admin's abortTransaction does), with
+    /// its coordinator epoch. As Kafka refuses a non-replicated marker whose producer epoch
+    /// is older than the partition's, the marker is written only if its epoch is at least
+    /// the producer's current one; otherwise `Ok(Err(current epoch))` and nothing is
+    /// written. The check and the append are one step under the log lock.
+    pub fn append_client_marker(
+        self: &Arc<Self>,
+        producer: (i64, i16),
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+    ) -> std::io::Result<Result<i64, i16>> {
+        self.append_marker_if(producer, commit, coordinator_epoch, now_ms, |log| {
+            let (id, epoch) = producer;
+            match log.producer_state().get(id) {
+                Some(e) if e.epoch > epoch => Err(e.epoch),
+                _ => Ok(()),
+            }
+        })
+    }
+
+    fn append_marker_if<E>(
+        self: &Arc<Self>,
+        producer: (i64, i16),
+        commit: bool,
+        coordinator_epoch: i32,
+        now_ms: i64,
+        allowed: impl FnOnce(&PartitionLog) -> Result<(), E>,
+    ) -> std::io::Result<Result<i64, E>> {
         let offset = {
             let mut log = self.log();
-            let offset = log.append_marker(producer, commit, 0, now_ms, LEADER_EPOCH)?;
+            if let Err(e) = allowed(&log) {
+                return Ok(Err(e));
+            }
+            let offset =
+                log.append_marker(producer, commit, coordinator_epoch, now_ms, LEADER_EPOCH)?;
             self.flush_rolls(&log);
             offset
         };
         self.appended(offset, 1, now_ms);
-        Ok(offset)
+        Ok(Ok(offset))
     }
 
     /// A roll leaves its fsyncs to the flusher (no fsync runs under this lock): queue one,

@@ -1,12 +1,13 @@
 //! The admin APIs of the cluster's layout, answered for one node: DescribeLogDirs,
 //! AlterReplicaLogDirs, DescribeTopicPartitions (with its cursor), ElectLeaders, the two
-//! reassignment APIs and DescribeQuorum. Real requests through `handlers::dispatch`; the
-//! Java and kafka-python suites drive the same calls over a socket.
+//! reassignment APIs and DescribeQuorum; and WriteTxnMarkers from a client. Real requests
+//! through `handlers::dispatch`; the Java and kafka-python suites drive the same calls
+//! over a socket.
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
 use common::{call, open, TestBroker};
+use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::alter_partition_reassignments_request::{
     ReassignablePartition, ReassignableTopic,
 };
@@ -18,23 +19,24 @@ use kafka_protocol::messages::describe_log_dirs_request::DescribableLogDirTopic;
 use kafka_protocol::messages::describe_quorum_request::{PartitionData, TopicData};
 use kafka_protocol::messages::describe_topic_partitions_request::{Cursor, TopicRequest};
 use kafka_protocol::messages::elect_leaders_request::TopicPartitions;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::write_txn_markers_request::{
+    WritableTxnMarker, WritableTxnMarkerTopic,
+};
 use kafka_protocol::messages::{
-    AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest, BrokerId, CreateTopicsRequest,
-    DescribeLogDirsRequest, DescribeQuorumRequest, DescribeTopicPartitionsRequest,
-    DescribeTopicPartitionsResponse, ElectLeadersRequest, ListPartitionReassignmentsRequest,
-    ProduceRequest, TopicName,
+    AddPartitionsToTxnRequest, AlterPartitionReassignmentsRequest, AlterReplicaLogDirsRequest,
+    BrokerId, CreateTopicsRequest, DescribeLogDirsRequest, DescribeQuorumRequest,
+    DescribeTopicPartitionsRequest, DescribeTopicPartitionsResponse, ElectLeadersRequest,
+    InitProducerIdRequest, ListPartitionReassignmentsRequest, ProducerId, TopicName,
+    TransactionalId, WriteTxnMarkersRequest,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 
 const UNKNOWN_TOPIC_OR_PARTITION: i16 = 3;
 const REPLICA_NOT_AVAILABLE: i16 = 9;
 const INVALID_TOPIC_EXCEPTION: i16 = 17;
 const INVALID_REPLICA_ASSIGNMENT: i16 = 39;
 const INVALID_REQUEST: i16 = 42;
+const INVALID_PRODUCER_EPOCH: i16 = 47;
 const LOG_DIR_NOT_FOUND: i16 = 57;
 const ELECTION_NOT_NEEDED: i16 = 84;
 const NO_REASSIGNMENT_IN_PROGRESS: i16 = 85;
@@ -54,50 +56,13 @@ async fn create(t: &TestBroker, topic: &str, partitions: i32) {
     assert_eq!(response.topics[0].error_code, 0, "create {topic}");
 }
 
-/// Appends one uncompressed batch of `count` records to partition 0; returns its size.
-async fn produce(t: &TestBroker, topic: &str, count: i32) -> usize {
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: false,
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id: -1,
-            producer_epoch: -1,
-            timestamp_type: TimestampType::Creation,
-            offset: i64::from(i),
-            sequence: -1,
-            timestamp: common::START_MS,
-            key: None,
-            value: Some(Bytes::from(format!("value-{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    let options = RecordEncodeOptions {
-        version: 2,
-        compression: Compression::None,
-    };
-    RecordBatchEncoder::encode(&mut buf, &records, &options).unwrap();
-    let size = buf.len();
-    let request = ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(5_000)
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(name(topic))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(buf.freeze()))])]);
-    let response = call(&t.broker, 9, &request).await;
-    assert_eq!(response.responses[0].partition_responses[0].error_code, 0);
-    size
-}
-
 #[tokio::test]
 async fn describe_log_dirs_reports_the_dir_its_partitions_and_its_space() {
     let t = open(&[]);
     create(&t, "sizes", 2).await;
-    let batch_bytes = produce(&t, "sizes", 5).await;
+    let records = common::batch(5, common::START_MS, None);
+    let batch_bytes = records.len();
+    common::produce(&t, "sizes", records, None).await;
     let dir = std::path::absolute(t.broker.data_dir()).unwrap();
 
     let all = call(
@@ -187,10 +152,11 @@ async fn alter_replica_log_dirs_accepts_the_current_dir_only() {
     );
 }
 
-/// `(topic, error, partitions)` of a page, and its cursor.
-fn page(
-    r: &DescribeTopicPartitionsResponse,
-) -> (Vec<(String, i16, Vec<i32>)>, Option<(String, i32)>) {
+/// `(topic, error, partitions)` of each topic of a page.
+type PageTopics = Vec<(String, i16, Vec<i32>)>;
+
+/// The topics of a page, and its cursor.
+fn page(r: &DescribeTopicPartitionsResponse) -> (PageTopics, Option<(String, i32)>) {
     let topics = r
         .topics
         .iter()
@@ -444,4 +410,92 @@ async fn describe_quorum_is_one_voter_whose_offset_counts_metadata_changes() {
     let other = call(&t.broker, 0, &other).await;
     assert_eq!(other.error_code, UNKNOWN_TOPIC_OR_PARTITION);
     assert!(other.topics.is_empty());
+}
+
+#[tokio::test]
+async fn write_txn_markers_ends_a_hanging_transaction_and_refuses_a_stale_epoch() {
+    let t = open(&[]);
+    create(&t, "hanging", 1).await;
+    let partition = t.broker.topic("hanging").unwrap().partitions[0].clone();
+    let init = InitProducerIdRequest::default()
+        .with_transactional_id(Some(TransactionalId(StrBytes::from_static_str("tx-hang"))))
+        .with_transaction_timeout_ms(60_000)
+        .with_producer_id(ProducerId(-1))
+        .with_producer_epoch(-1);
+    // Twice: the second bumps the epoch to 1, so an epoch-0 marker is a stale one.
+    call(&t.broker, 4, &init).await;
+    let init = call(&t.broker, 4, &init).await;
+    assert_eq!((init.error_code, init.producer_epoch), (0, 1));
+    let added = call(
+        &t.broker,
+        3,
+        &AddPartitionsToTxnRequest::default()
+            .with_v3_and_below_transactional_id(TransactionalId(StrBytes::from_static_str(
+                "tx-hang",
+            )))
+            .with_v3_and_below_producer_id(init.producer_id)
+            .with_v3_and_below_producer_epoch(init.producer_epoch)
+            .with_v3_and_below_topics(vec![AddPartitionsToTxnTopic::default()
+                .with_name(name("hanging"))
+                .with_partitions(vec![0])]),
+    )
+    .await;
+    assert_eq!(
+        added.results_by_topic_v3_and_below[0].results_by_partition[0].partition_error_code,
+        0
+    );
+    let producer = (init.producer_id.0, init.producer_epoch);
+    common::produce(
+        &t,
+        "hanging",
+        common::batch(3, common::START_MS, Some(producer)),
+        Some("tx-hang"),
+    )
+    .await;
+    assert_eq!(
+        (partition.last_stable_offset(), partition.high_watermark()),
+        (0, 3)
+    );
+
+    let abort = |epoch: i16, partitions: Vec<i32>| {
+        WriteTxnMarkersRequest::default().with_markers(vec![WritableTxnMarker::default()
+            .with_producer_id(init.producer_id)
+            .with_producer_epoch(epoch)
+            .with_transaction_result(false)
+            .with_coordinator_epoch(0)
+            .with_topics(vec![WritableTxnMarkerTopic::default()
+                .with_name(name("hanging"))
+                .with_partition_indexes(partitions)])])
+    };
+    let codes = |r: &kafka_protocol::messages::WriteTxnMarkersResponse| -> Vec<(i32, i16)> {
+        r.markers[0].topics[0]
+            .partitions
+            .iter()
+            .map(|p| (p.partition_index, p.error_code))
+            .collect()
+    };
+    let stale = call(&t.broker, 1, &abort(0, vec![0, 5])).await;
+    assert_eq!(
+        codes(&stale),
+        vec![(0, INVALID_PRODUCER_EPOCH), (5, UNKNOWN_TOPIC_OR_PARTITION)]
+    );
+    assert_eq!(
+        partition.high_watermark(),
+        3,
+        "a refused marker was written"
+    );
+
+    let done = call(&t.broker, 1, &abort(1, vec![0])).await;
+    assert_eq!(done.markers[0].producer_id, init.producer_id);
+    assert_eq!(codes(&done), vec![(0, 0)]);
+    // The ABORT marker ends the transaction here: everything is stable, and the aborted
+    // records are listed for read_committed consumers.
+    assert_eq!(
+        (partition.last_stable_offset(), partition.high_watermark()),
+        (4, 4)
+    );
+    assert_eq!(
+        partition.log().aborted_transactions(0, 4),
+        vec![(init.producer_id.0, 0)]
+    );
 }

@@ -7,84 +7,25 @@
 
 mod common;
 
-use bytes::{Bytes, BytesMut};
-use common::{call, open, send, TestBroker};
+use bytes::Bytes;
+
+use common::{batch, call, open, produce, produce_request, send, TestBroker};
 use kafka_protocol::messages::add_partitions_to_txn_request::AddPartitionsToTxnTopic;
 use kafka_protocol::messages::fetch_request::{FetchPartition, FetchTopic};
 use kafka_protocol::messages::join_group_request::JoinGroupRequestProtocol;
-use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
 use kafka_protocol::messages::sync_group_request::SyncGroupRequestAssignment;
 use kafka_protocol::messages::{
     AddPartitionsToTxnRequest, DescribeGroupsRequest, EndTxnRequest, FetchRequest, GroupId,
-    InitProducerIdRequest, JoinGroupRequest, ProduceRequest, ProducerId, SyncGroupRequest,
-    TopicName, TransactionalId,
+    InitProducerIdRequest, JoinGroupRequest, ProducerId, SyncGroupRequest, TopicName,
+    TransactionalId,
 };
 use kafka_protocol::protocol::StrBytes;
-use kafka_protocol::records::{
-    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
-};
 use klamm_broker::{state, txn};
 use std::sync::Arc;
 use std::time::Duration;
 
 fn name(s: &str) -> StrBytes {
     StrBytes::from_string(s.to_string())
-}
-
-/// One batch of `count` records at `timestamp_ms`, transactional when `producer` is given.
-fn batch(count: i32, timestamp_ms: i64, producer: Option<(i64, i16)>) -> Bytes {
-    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
-    let records: Vec<Record> = (0..count)
-        .map(|i| Record {
-            transactional: producer.is_some(),
-            control: false,
-            delete_horizon: false,
-            partition_leader_epoch: 0,
-            producer_id,
-            producer_epoch,
-            timestamp_type: TimestampType::Creation,
-            offset: i as i64,
-            sequence: if producer.is_some() { i } else { -1 },
-            timestamp: timestamp_ms,
-            key: None,
-            value: Some(Bytes::from(format!("v{i}"))),
-            headers: Default::default(),
-        })
-        .collect();
-    let mut buf = BytesMut::new();
-    RecordBatchEncoder::encode(
-        &mut buf,
-        &records,
-        &RecordEncodeOptions {
-            version: 2,
-            compression: Compression::None,
-        },
-    )
-    .unwrap();
-    buf.freeze()
-}
-
-fn produce_request(topic: &str, records: Bytes, transactional_id: Option<&str>) -> ProduceRequest {
-    ProduceRequest::default()
-        .with_acks(-1)
-        .with_timeout_ms(30_000)
-        .with_transactional_id(transactional_id.map(|t| TransactionalId(name(t))))
-        .with_topic_data(vec![TopicProduceData::default()
-            .with_name(TopicName(name(topic)))
-            .with_partition_data(vec![PartitionProduceData::default()
-                .with_index(0)
-                .with_records(Some(records))])])
-}
-
-async fn produce(t: &TestBroker, topic: &str, records: Bytes, transactional_id: Option<&str>) {
-    let resp = call(
-        &t.broker,
-        9,
-        &produce_request(topic, records, transactional_id),
-    )
-    .await;
-    let code = resp.responses[0].partition_responses[0].error_code;
-    assert_eq!(code, 0, "produce to {topic} refused");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -240,6 +240,10 @@ impl ProducerState {
         self.producers.iter()
     }
 
+    pub fn get(&self, producer_id: i64) -> Option<&ProducerEntry> {
+        self.producers.get(&producer_id)
+    }
+
     fn encode(&self) -> Vec<u8> {
         let mut b = Vec::with_capacity(16 + self.producers.len() * 64);
         b.extend_from_slice(SNAPSHOT_MAGIC);

@@ -54,6 +54,7 @@ mod sasl_authenticate;
 mod sasl_handshake;
 mod sync_group;
 mod txn_offset_commit;
+mod write_txn_markers;
 
 use crate::broker::Broker;
 use bytes::{Buf, Bytes};

@@ -231,6 +231,15 @@ pub static ROWS: &[Row] = &[
             .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
             .collect(),
         on_blocking_thread: lacks_internal_topics),
+    // Markers from a client, to end a hanging transaction (the admin's abortTransaction).
+    row!(WriteTxnMarkers, 1, 1,
+        |broker, header, r, v, info| write_txn_markers::handle(broker, r),
+        errors: |r| r
+            .markers
+            .iter()
+            .flat_map(|m| m.topics.iter())
+            .flat_map(|t| t.partitions.iter().map(|p| p.error_code))
+            .collect()),
     row!(DescribeProducers, 0, 0,
         |broker, header, r, v, info| describe_producers::handle(broker, r),
         errors: none),

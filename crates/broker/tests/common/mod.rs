@@ -5,8 +5,14 @@
 #![allow(dead_code)] // each test file uses its own part of this
 
 use bytes::{Buf, Bytes, BytesMut};
-use kafka_protocol::messages::{RequestHeader, ResponseHeader};
+use kafka_protocol::messages::produce_request::{PartitionProduceData, TopicProduceData};
+use kafka_protocol::messages::{
+    ProduceRequest, RequestHeader, ResponseHeader, TopicName, TransactionalId,
+};
 use kafka_protocol::protocol::{Decodable, Encodable, HeaderVersion, Request, StrBytes};
+use kafka_protocol::records::{
+    Compression, Record, RecordBatchEncoder, RecordEncodeOptions, TimestampType,
+};
 use klamm_broker::broker::Broker;
 use klamm_broker::clock::ManualClock;
 use klamm_broker::handlers::{self, ConnectionInfo, Outcome, Pending};
@@ -88,4 +94,66 @@ pub fn decode<R: Request>(version: i16, outcome: Outcome) -> R::Response {
 pub async fn call<R: Request>(broker: &Arc<Broker>, version: i16, request: &R) -> R::Response {
     let outcome = send(broker, version, request).await.await;
     decode::<R>(version, outcome)
+}
+
+/// One batch of `count` records at `timestamp_ms`, transactional when `producer` is given.
+pub fn batch(count: i32, timestamp_ms: i64, producer: Option<(i64, i16)>) -> Bytes {
+    let (producer_id, producer_epoch) = producer.unwrap_or((-1, -1));
+    let records: Vec<Record> = (0..count)
+        .map(|i| Record {
+            transactional: producer.is_some(),
+            control: false,
+            delete_horizon: false,
+            partition_leader_epoch: 0,
+            producer_id,
+            producer_epoch,
+            timestamp_type: TimestampType::Creation,
+            offset: i as i64,
+            sequence: if producer.is_some() { i } else { -1 },
+            timestamp: timestamp_ms,
+            key: None,
+            value: Some(Bytes::from(format!("v{i}"))),
+            headers: Default::default(),
+        })
+        .collect();
+    let mut buf = BytesMut::new();
+    RecordBatchEncoder::encode(
+        &mut buf,
+        &records,
+        &RecordEncodeOptions {
+            version: 2,
+            compression: Compression::None,
+        },
+    )
+    .unwrap();
+    buf.freeze()
+}
+
+pub fn produce_request(
+    topic: &str,
+    records: Bytes,
+    transactional_id: Option<&str>,
+) -> ProduceRequest {
+    ProduceRequest::default()
+        .with_acks(-1)
+        .with_timeout_ms(30_000)
+        .with_transactional_id(
+            transactional_id.map(|t| TransactionalId(StrBytes::from_string(t.to_string()))),
+        )
+        .with_topic_data(vec![TopicProduceData::default()
+            .with_name(TopicName(StrBytes::from_string(topic.to_string())))
+            .with_partition_data(vec![PartitionProduceData::default()
+                .with_index(0)
+                .with_records(Some(records))])])
+}
+
+pub async fn produce(t: &TestBroker, topic: &str, records: Bytes, transactional_id: Option<&str>) {
+    let resp = call(
+        &t.broker,
+        9,
+        &produce_request(topic, records, transactional_id),
+    )
+    .await;
+    let code = resp.responses[0].partition_responses[0].error_code;
+    assert_eq!(code, 0, "produce to {topic} refused");
 }
