@@ -7,6 +7,7 @@
 //! the layout: `meta.properties` at the root and `partition.metadata` (topic id) in each
 //! partition directory.
 
+use klamm_cluster::{ConfigResource, MetadataRecord};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fs;
@@ -43,6 +44,65 @@ pub struct MetadataImage {
     /// reached, which DescribeQuorum reports until the cluster's Raft log replaces it.
     #[serde(default)]
     pub changes: i64,
+}
+
+impl MetadataImage {
+    /// This image as records of the cluster's metadata log, for the move of a single-node
+    /// data dir into it (issue 18): every topic with its id, its partitions on `node_id`
+    /// alone (leader and only replica, at `partition::LEADER_EPOCH`), its config
+    /// overrides, the dynamic broker configs (key `""` the cluster default, a node id that
+    /// broker's own) and the producer ids handed out. Registering the broker is not part of
+    /// the image: a broker registers itself each time it starts.
+    pub fn to_cluster_records(&self, node_id: i32) -> Result<Vec<MetadataRecord>, String> {
+        let mut out = Vec::new();
+        for t in self.topics.values() {
+            out.push(MetadataRecord::Topic {
+                name: t.name.clone(),
+                topic_id: t.id,
+            });
+            for partition_id in 0..t.partitions {
+                out.push(MetadataRecord::Partition {
+                    topic_id: t.id,
+                    partition_id,
+                    replicas: vec![node_id],
+                    isr: vec![node_id],
+                    leader: node_id,
+                    leader_epoch: crate::partition::LEADER_EPOCH,
+                    partition_epoch: 0,
+                });
+            }
+            for (name, value) in &t.configs {
+                out.push(MetadataRecord::Config {
+                    resource: ConfigResource::Topic(t.name.clone()),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        for (key, values) in &self.broker_configs {
+            let broker = match key.as_str() {
+                "" => None,
+                id => Some(id.parse::<i32>().map_err(|_| {
+                    format!("broker_configs key {id:?} is neither \"\" nor a node id")
+                })?),
+            };
+            for (name, value) in values {
+                out.push(MetadataRecord::Config {
+                    resource: ConfigResource::Broker(broker),
+                    name: name.clone(),
+                    value: Some(value.clone()),
+                });
+            }
+        }
+        if self.next_producer_id > 0 {
+            out.push(MetadataRecord::ProducerIds {
+                broker_id: node_id,
+                broker_epoch: -1,
+                next_producer_id: self.next_producer_id,
+            });
+        }
+        Ok(out)
+    }
 }
 
 /// Reads and writes the metadata image of one data dir.
