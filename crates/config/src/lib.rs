@@ -31,7 +31,8 @@ pub use registry::{
 };
 pub use settings::{
     validate_topic_config, BrokerSettings, CleanerSettings, FlushPolicy, GroupSettings, Listener,
-    LogFormat, TimestampType, TopicSettings, TxnSettings, FLUSH_INTERVAL_MS_WHEN_UNSET,
+    LogFormat, Quorum, TimestampType, TopicSettings, TxnSettings, Voter,
+    FLUSH_INTERVAL_MS_WHEN_UNSET,
 };
 
 /// Where a value came from; errors name it so the operator knows what to fix.

@@ -86,8 +86,10 @@ impl Config {
             origin: Origin::Flag,
         });
         config.apply(flags.collect(), opts.strict, &mut warnings)?;
-        // The one check that spans keys: advertised names must exist in listeners.
+        // The checks that span keys: advertised names must exist in listeners, and the
+        // roles, voters and node id must agree.
         config.advertised_listeners()?;
+        config.quorum()?;
         Ok((config, warnings))
     }
 

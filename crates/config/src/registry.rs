@@ -89,6 +89,10 @@ pub enum Validator {
     Dir,
     /// `host:port` (IPv6 in brackets), or empty to disable.
     HostPortOrEmpty,
+    /// Comma-separated listener names (letters, digits, `_`), stored upper-cased.
+    ListenerNames,
+    /// `id@host:port,...` with unique ids (`controller.quorum.voters`), or empty.
+    VotersOrEmpty,
     /// A file path (not ending in `/`), or empty for none.
     FileOrEmpty,
 }
@@ -167,6 +171,17 @@ const INTERNAL_SEGMENT_BYTES_MIN: i64 = 14;
 #[rustfmt::skip] // a table: one entry per key reads better than rustfmt's layout
 pub static BROKER_CONFIGS: &[ConfigDef] = &[
     key("node.id", Int, "1", AtLeast(0), "This broker's id, reported in Metadata and FindCoordinator responses."),
+    key("process.roles", List, "broker,controller", ListOf(&["broker", "controller"]),
+        "The roles of this node: broker (serves clients), controller (a voter of the metadata \
+         quorum), or both. With controller.quorum.voters empty a node is both: a single node is \
+         its own quorum."),
+    key("controller.quorum.voters", Str, "", Validator::VotersOrEmpty,
+        "The metadata quorum's voters as id@host:port, comma-separated, the same on every node; \
+         empty for a single node, which is its own one-voter quorum. Klamm serves one voter \
+         only until cluster mode lands."),
+    key("controller.listener.names", Str, "CONTROLLER", Validator::ListenerNames,
+        "Names of the listeners the controllers speak the quorum protocol on; the first is the \
+         one voters connect to. Needed only with controller.quorum.voters."),
     key("listeners", Str, "PLAINTEXT://0.0.0.0:9092", Validator::Listeners,
         "Comma-separated NAME://host:port addresses to accept Kafka clients on. \
          IPv6 hosts go in brackets; port 0 picks a free port."),

@@ -24,6 +24,60 @@ pub struct Listener {
     pub port: u16,
 }
 
+/// One voter of the metadata quorum (`controller.quorum.voters`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voter {
+    pub id: i32,
+    /// Without IPv6 brackets.
+    pub host: String,
+    pub port: u16,
+}
+
+impl Voter {
+    /// Parses `id@host:port[,id@host:port...]`; `None` if malformed, empty, or an id repeats.
+    pub fn parse_list(s: &str) -> Option<Vec<Voter>> {
+        let mut out: Vec<Voter> = Vec::new();
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+            let (id, addr) = part.split_once('@')?;
+            let id = id.parse::<i32>().ok().filter(|id| *id >= 0)?;
+            // The host and port rules are the listeners' ones.
+            let listener = Listener::parse(&format!("V://{addr}"))?;
+            if listener.host == "0.0.0.0" || listener.port == 0 || out.iter().any(|v| v.id == id) {
+                return None;
+            }
+            out.push(Voter {
+                id,
+                host: listener.host,
+                port: listener.port,
+            });
+        }
+        (!out.is_empty()).then_some(out)
+    }
+}
+
+pub(crate) fn join_voters(voters: &[Voter]) -> String {
+    voters
+        .iter()
+        .map(|v| {
+            if v.host.contains(':') {
+                format!("{}@[{}]:{}", v.id, v.host, v.port)
+            } else {
+                format!("{}@{}:{}", v.id, v.host, v.port)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// This node's place in the metadata quorum, checked across keys at load.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Quorum {
+    pub broker: bool,
+    pub controller: bool,
+    /// Empty: a single node, its own one-voter quorum.
+    pub voters: Vec<Voter>,
+}
+
 impl Listener {
     /// Parses `NAME://host:port[,NAME://host:port...]`; `None` if malformed, empty, or a
     /// name repeats.
@@ -413,6 +467,69 @@ impl Config {
 
     fn listeners(&self) -> Vec<Listener> {
         Listener::parse_list(self.get("listeners").unwrap_or_default()).unwrap_or_default()
+    }
+
+    /// This node's roles and the quorum's voters, checked against each other and node.id
+    /// as Kafka checks them at start-up.
+    pub fn quorum(&self) -> Result<Quorum, ConfigError> {
+        let invalid = |key: &str, expected: String| ConfigError::Invalid {
+            key: key.into(),
+            value: self.get(key).unwrap_or_default().into(),
+            origin: self.origin(key),
+            expected,
+        };
+        let roles = self.get("process.roles").unwrap_or_default();
+        let broker = roles.split(',').any(|r| r == "broker");
+        let controller = roles.split(',').any(|r| r == "controller");
+        let voters = Voter::parse_list(self.get("controller.quorum.voters").unwrap_or_default())
+            .unwrap_or_default();
+        let node_id: i32 = self.typed("node.id");
+        if voters.is_empty() {
+            if !(broker && controller) {
+                return Err(invalid(
+                    "process.roles",
+                    "broker,controller while controller.quorum.voters is empty (a single node \
+                     is its own quorum); a node with one role needs the quorum's voters"
+                        .into(),
+                ));
+            }
+        } else {
+            let voter = voters.iter().any(|v| v.id == node_id);
+            if controller && !voter {
+                return Err(invalid(
+                    "controller.quorum.voters",
+                    format!("to include node.id {node_id}, since process.roles has controller"),
+                ));
+            }
+            if !controller && voter {
+                return Err(invalid(
+                    "controller.quorum.voters",
+                    format!(
+                        "not to include node.id {node_id}: with process.roles = broker the \
+                         node is not a voter"
+                    ),
+                ));
+            }
+            let names = self.get("controller.listener.names").unwrap_or_default();
+            let first = names.split(',').map(str::trim).next().unwrap_or_default();
+            let listeners = self.listeners();
+            if controller && !listeners.iter().any(|l| l.name.eq_ignore_ascii_case(first)) {
+                let defined: Vec<&str> = listeners.iter().map(|l| l.name.as_str()).collect();
+                return Err(invalid(
+                    "controller.listener.names",
+                    format!(
+                        "a listener name defined in listeners ({}), for the quorum's voters to \
+                         connect to",
+                        defined.join(", ")
+                    ),
+                ));
+            }
+        }
+        Ok(Quorum {
+            broker,
+            controller,
+            voters,
+        })
     }
 
     /// One advertised listener per listener, by name: the configured one, else derived.

@@ -822,3 +822,68 @@ fn coordinator_and_cleaner_settings_are_typed_from_the_registry() {
     assert_eq!(set.txns().max_timeout_ms, 5000);
     assert_eq!(set.cleaner().backoff_ms, 100);
 }
+
+#[test]
+fn the_quorum_keys_agree_with_each_other_and_node_id() {
+    // `;`-separated --set values => the voters as stored, or !! key and error fragment.
+    let table = r"
+        process.roles=broker,controller => |
+        process.roles=controller,broker ; controller.quorum.voters= => |
+        process.roles=broker !! process.roles | a node with one role needs the quorum's voters
+        process.roles=controller !! process.roles | a node with one role needs the quorum's voters
+        process.roles=observer !! process.roles | broker, controller
+        listeners=PLAINTEXT://:9092,CONTROLLER://:9093 ; controller.quorum.voters=1@127.0.0.1:9093 => 1@127.0.0.1:9093
+        listeners=PLAINTEXT://:9092,CONTROLLER://:9093 ; controller.quorum.voters= 2@b:9093 , 1@[::1]:9093 => 2@b:9093,1@[::1]:9093
+        listeners=PLAINTEXT://:9092,CONTROLLER://:9093 ; controller.quorum.voters=2@b:9093,3@c:9093 !! controller.quorum.voters | to include node.id 1
+        process.roles=broker ; controller.quorum.voters=1@a:9093,2@b:9093 !! controller.quorum.voters | not to include node.id 1
+        process.roles=broker ; controller.quorum.voters=2@b:9093,3@c:9093 => 2@b:9093,3@c:9093
+        controller.quorum.voters=1@a:9093 !! controller.listener.names | a listener name defined in listeners (PLAINTEXT)
+        listeners=PLAINTEXT://:9092,QUORUM://:9093 ; controller.listener.names=quorum ; controller.quorum.voters=1@a:9093 => 1@a:9093
+        controller.quorum.voters=1@a:9093,1@b:9093 !! controller.quorum.voters | unique ids
+        controller.quorum.voters=x@a:9093 !! controller.quorum.voters | id@host:port
+        controller.quorum.voters=1@a !! controller.quorum.voters | id@host:port
+        controller.quorum.voters=1@0.0.0.0:9093 !! controller.quorum.voters | id@host:port
+        controller.quorum.voters=-1@a:9093 !! controller.quorum.voters | id@host:port
+    ";
+    for case in rows(table) {
+        let (input, want) = case.split_once(" => ").or(case.split_once(" !! ")).unwrap();
+        let args: Vec<String> = input.split(';').map(|s| s.trim().to_string()).collect();
+        let got = Config::load(&sets(&args)).map_err(|e| e.to_string());
+        if let Some(voters) = case
+            .split_once(" => ")
+            .map(|(_, w)| w.trim_end_matches(" |").trim_end_matches('|').trim())
+        {
+            let (config, _) = got.unwrap_or_else(|e| panic!("{input}: {e}"));
+            assert_eq!(
+                config.get("controller.quorum.voters").unwrap_or(""),
+                voters,
+                "{input}"
+            );
+            let quorum = config.quorum().unwrap();
+            assert_eq!(
+                quorum.voters.len(),
+                voters.split(',').filter(|v| !v.is_empty()).count()
+            );
+        } else {
+            let (key, fragment) = want.split_once(" | ").unwrap();
+            let err = got.expect_err(input);
+            assert!(
+                err.contains(&format!("for {key} ")),
+                "{input}: {err:?} does not name {key}"
+            );
+            assert!(
+                err.contains(fragment),
+                "{input}: {err:?} lacks {fragment:?}"
+            );
+        }
+    }
+    let voters = Voter::parse_list("3@[::1]:19093").unwrap();
+    assert_eq!(
+        voters,
+        [Voter {
+            id: 3,
+            host: "::1".into(),
+            port: 19093
+        }]
+    );
+}

@@ -153,6 +153,21 @@ fn normalize_string(value: &str, validator: Validator) -> Option<String> {
         }
         // Kafka allows a comma-separated list of dirs; Klamm keeps one data dir.
         Validator::Dir => Some(value.to_string()).filter(|v| !v.is_empty() && !v.contains(',')),
+        Validator::ListenerNames => {
+            let names: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .map(|n| {
+                    (!n.is_empty() && n.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+                        .then(|| n.to_ascii_uppercase())
+                })
+                .collect::<Option<_>>()?;
+            Some(names.join(","))
+        }
+        Validator::VotersOrEmpty if value.trim().is_empty() => Some(String::new()),
+        Validator::VotersOrEmpty => Some(crate::settings::join_voters(
+            &crate::settings::Voter::parse_list(value)?,
+        )),
         Validator::HostPortOrEmpty if value.is_empty() => Some(String::new()),
         Validator::HostPortOrEmpty => {
             let (host, port) = value.rsplit_once(':')?;
@@ -218,6 +233,14 @@ fn expected(name: &str, ty: ConfigType, validator: Validator, value: &str) -> St
                 .into()
         }
         (_, Validator::Dir) => "a single directory path".into(),
+        (_, Validator::ListenerNames) => {
+            "comma-separated listener names (letters, digits, _), e.g. CONTROLLER".into()
+        }
+        (_, Validator::VotersOrEmpty) => {
+            "comma-separated id@host:port entries with unique ids, e.g. \
+             1@10.0.0.1:9093,2@10.0.0.2:9093,3@10.0.0.3:9093, or empty for a single node"
+                .into()
+        }
         (_, Validator::HostPortOrEmpty) => {
             "host:port (e.g. 0.0.0.0:9644), or empty to disable".into()
         }

@@ -287,6 +287,9 @@ fn serve(args: ServeArgs) -> ExitCode {
         Ok(loaded) => loaded,
         Err(e) => return config_error(e),
     };
+    if let Err(why) = single_node_quorum(&config) {
+        return config_error(why);
+    }
     init_logging(config.broker().log_format);
     for w in warnings {
         tracing::warn!("{w}");
@@ -315,6 +318,29 @@ fn serve(args: ServeArgs) -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// Klamm runs as its own one-voter quorum until cluster mode (issue 18) exists: a quorum
+/// naming other voters, or a node with one role, is refused at start rather than run as a
+/// single node the operator did not ask for.
+fn single_node_quorum(config: &Config) -> Result<(), String> {
+    let quorum = config.quorum().map_err(|e| e.to_string())?;
+    let node_id: i32 = config.broker().node_id;
+    let alone = match quorum.voters.as_slice() {
+        [] => true,
+        [only] => only.id == node_id,
+        _ => false,
+    };
+    if alone && quorum.broker && quorum.controller {
+        return Ok(());
+    }
+    Err(format!(
+        "controller.quorum.voters = {:?} with process.roles = {:?}: cluster mode is not built \
+         yet, so a node can only be its own one-voter quorum (leave controller.quorum.voters \
+         empty, or name this node alone)",
+        config.get("controller.quorum.voters").unwrap_or_default(),
+        config.get("process.roles").unwrap_or_default(),
+    ))
 }
 
 /// Resolves on SIGTERM or SIGINT.

@@ -37,6 +37,42 @@ fn invalid_values_exit_2_naming_the_key_before_opening_anything() {
             vec![],
             "listeners",
         ),
+        // A misconfigured quorum names the key at fault.
+        (
+            vec![
+                "--set".into(),
+                "controller.quorum.voters=1@127.0.0.1:9093,1@127.0.0.1:9094".into(),
+            ],
+            vec![],
+            "controller.quorum.voters (from --set)",
+        ),
+        (
+            vec![
+                "--listeners".into(),
+                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0".into(),
+                "--set".into(),
+                "controller.quorum.voters=2@127.0.0.1:9093".into(),
+            ],
+            vec![],
+            "to include node.id 1",
+        ),
+        (
+            vec!["--set".into(), "process.roles=broker".into()],
+            vec![],
+            "process.roles (from --set)",
+        ),
+        // A valid quorum of three: refused until cluster mode exists, saying so.
+        (
+            vec![
+                "--listeners".into(),
+                "PLAINTEXT://127.0.0.1:0,CONTROLLER://127.0.0.1:0".into(),
+                "--set".into(),
+                "controller.quorum.voters=1@127.0.0.1:9093,2@127.0.0.1:9094,3@127.0.0.1:9095"
+                    .into(),
+            ],
+            vec![],
+            "cluster mode is not built yet",
+        ),
     ];
     for (args, env, expected) in cases {
         let out = klamm()
