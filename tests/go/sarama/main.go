@@ -105,7 +105,11 @@ func config() *sarama.Config {
 	c.Producer.RequiredAcks = sarama.WaitForAll
 	c.Producer.Return.Successes = true
 	c.Producer.Return.Errors = true
-	c.Producer.Retry.Max = 0
+	// sarama 1.22 opens the leader's connection asynchronously and fails a batch sent before
+	// it is up with "kafka: broker not connected" (nothing reached the broker): retry such
+	// batches. A duplicate from a retry would still fail the exact round-trip check.
+	c.Producer.Retry.Max = 3
+	c.Producer.Retry.Backoff = 100 * time.Millisecond
 	c.Net.MaxOpenRequests = 1
 	c.Consumer.Return.Errors = true
 	c.Consumer.Offsets.Initial = sarama.OffsetOldest
