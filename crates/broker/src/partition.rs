@@ -146,8 +146,7 @@ impl Partition {
         commit: bool,
         now_ms: i64,
     ) -> std::io::Result<i64> {
-        self.append_marker_if(producer, commit, 0, now_ms, |_| Ok(()))
-            .map(|r| r.unwrap_or_else(|never: std::convert::Infallible| match never {}))
+        self.append_marker_locked(self.log(), producer, commit, 0, now_ms)
     }
 
     /// A marker a client sent (WriteTxnMarkers, as the admin's abortTransaction does), with
@@ -162,35 +161,31 @@ impl Partition {
         coordinator_epoch: i32,
         now_ms: i64,
     ) -> std::io::Result<Result<i64, i16>> {
-        self.append_marker_if(producer, commit, coordinator_epoch, now_ms, |log| {
-            let (id, epoch) = producer;
-            match log.producer_state().get(id) {
-                Some(e) if e.epoch > epoch => Err(e.epoch),
-                _ => Ok(()),
+        let log = self.log();
+        if let Some(current) = log.producer_state().get(producer.0) {
+            if current.epoch > producer.1 {
+                return Ok(Err(current.epoch));
             }
-        })
+        }
+        self.append_marker_locked(log, producer, commit, coordinator_epoch, now_ms)
+            .map(Ok)
     }
 
-    fn append_marker_if<E>(
+    /// Appends a marker to the locked log, then releases the lock before telling waiters.
+    fn append_marker_locked(
         self: &Arc<Self>,
+        mut log: MutexGuard<'_, PartitionLog>,
         producer: (i64, i16),
         commit: bool,
         coordinator_epoch: i32,
         now_ms: i64,
-        allowed: impl FnOnce(&PartitionLog) -> Result<(), E>,
-    ) -> std::io::Result<Result<i64, E>> {
-        let offset = {
-            let mut log = self.log();
-            if let Err(e) = allowed(&log) {
-                return Ok(Err(e));
-            }
-            let offset =
-                log.append_marker(producer, commit, coordinator_epoch, now_ms, LEADER_EPOCH)?;
-            self.flush_rolls(&log);
-            offset
-        };
+    ) -> std::io::Result<i64> {
+        let offset =
+            log.append_marker(producer, commit, coordinator_epoch, now_ms, LEADER_EPOCH)?;
+        self.flush_rolls(&log);
+        drop(log);
         self.appended(offset, 1, now_ms);
-        Ok(Ok(offset))
+        Ok(offset)
     }
 
     /// A roll leaves its fsyncs to the flusher (no fsync runs under this lock): queue one,

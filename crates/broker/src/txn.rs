@@ -177,12 +177,24 @@ fn write_markers<B: Coordinators>(broker: &B, markers: &Markers) {
             // until a restart replays the Prepare record and writes the marker again.
             tracing::error!(topic = %topic_name, partition = index, error = %e, "cannot write transaction marker");
         }
-        if topic_name == crate::internal::OFFSETS_TOPIC {
-            broker.groups().with(broker, |c| {
-                c.end_txn(markers.producer_id, markers.commit, now);
-                ((), Default::default())
-            });
-        }
+        marker_written(broker, topic_name, markers.producer_id, markers.commit, now);
+    }
+}
+
+/// After a marker of `producer_id` reached `topic_name`: one reaching `__consumer_offsets`
+/// settles the producer's pending offset commits (committed or dropped with it).
+pub fn marker_written<B: Coordinators>(
+    broker: &B,
+    topic_name: &str,
+    producer_id: i64,
+    commit: bool,
+    now_ms: i64,
+) {
+    if topic_name == crate::internal::OFFSETS_TOPIC {
+        broker.groups().with(broker, |c| {
+            c.end_txn(producer_id, commit, now_ms);
+            ((), Default::default())
+        });
     }
 }
 

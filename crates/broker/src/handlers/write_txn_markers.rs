@@ -18,6 +18,7 @@ use super::Reply;
 use crate::broker::Broker;
 use crate::partition::Partition;
 use kafka_protocol::error::ResponseError;
+use kafka_protocol::messages::write_txn_markers_request::WritableTxnMarker;
 use kafka_protocol::messages::write_txn_markers_response::{
     WritableTxnMarkerPartitionResult, WritableTxnMarkerResult, WritableTxnMarkerTopicResult,
 };
@@ -27,70 +28,36 @@ use std::sync::Arc;
 pub fn handle(broker: &Arc<Broker>, request: WriteTxnMarkersRequest) -> Reply {
     let now_ms = broker.now_ms();
     let mut written: Vec<(Arc<Partition>, i64)> = Vec::new();
-    let markers = request
-        .markers
-        .into_iter()
-        .map(|marker| {
-            let producer = (marker.producer_id.0, marker.producer_epoch);
-            let commit = marker.transaction_result;
-            let topics = marker
-                .topics
-                .into_iter()
-                .map(|t| {
-                    let name = t.name.0.to_string();
-                    let topic = broker.topic(&name);
-                    let partitions = t
-                        .partition_indexes
-                        .iter()
-                        .map(|&index| {
-                            let error = match topic.as_ref().and_then(|t| t.partition(index)) {
-                                None => ResponseError::UnknownTopicOrPartition.code(),
-                                Some(p) => match p.append_client_marker(
-                                    producer,
-                                    commit,
-                                    marker.coordinator_epoch,
-                                    now_ms,
-                                ) {
-                                    Ok(Ok(offset)) => {
-                                        written.push((p.clone(), offset));
-                                        if name == crate::internal::OFFSETS_TOPIC {
-                                            broker.groups.with(broker, |c| {
-                                                c.end_txn(producer.0, commit, now_ms);
-                                                ((), Default::default())
-                                            });
-                                        }
-                                        0
-                                    }
-                                    Ok(Err(current_epoch)) => {
-                                        tracing::info!(
-                                            topic = %name, partition = index,
-                                            producer_id = producer.0, epoch = producer.1,
-                                            current_epoch, "stale transaction marker refused"
-                                        );
-                                        ResponseError::InvalidProducerEpoch.code()
-                                    }
-                                    Err(e) => {
-                                        tracing::error!(topic = %name, partition = index, error = %e,
-                                            "cannot write a transaction marker");
-                                        ResponseError::KafkaStorageError.code()
-                                    }
-                                },
-                            };
-                            WritableTxnMarkerPartitionResult::default()
-                                .with_partition_index(index)
-                                .with_error_code(error)
-                        })
-                        .collect();
-                    WritableTxnMarkerTopicResult::default()
-                        .with_name(t.name)
-                        .with_partitions(partitions)
+    let mut markers = Vec::with_capacity(request.markers.len());
+    for mut marker in request.markers {
+        let mut topics = Vec::with_capacity(marker.topics.len());
+        for t in std::mem::take(&mut marker.topics) {
+            let topic = broker.topic(t.name.0.as_str());
+            let partitions = t
+                .partition_indexes
+                .iter()
+                .map(|&index| {
+                    let error = match topic.as_ref().and_then(|t| t.partition(index)) {
+                        None => ResponseError::UnknownTopicOrPartition.code(),
+                        Some(p) => write_one(broker, p, &marker, now_ms, &mut written),
+                    };
+                    WritableTxnMarkerPartitionResult::default()
+                        .with_partition_index(index)
+                        .with_error_code(error)
                 })
                 .collect();
+            topics.push(
+                WritableTxnMarkerTopicResult::default()
+                    .with_name(t.name)
+                    .with_partitions(partitions),
+            );
+        }
+        markers.push(
             WritableTxnMarkerResult::default()
                 .with_producer_id(marker.producer_id)
-                .with_topics(topics)
-        })
-        .collect();
+                .with_topics(topics),
+        );
+    }
     let response =
         ResponseKind::WriteTxnMarkers(WriteTxnMarkersResponse::default().with_markers(markers));
     if written.is_empty() {
@@ -102,4 +69,39 @@ pub fn handle(broker: &Arc<Broker>, request: WriteTxnMarkersRequest) -> Reply {
         }
         response
     }))
+}
+
+/// Writes `marker` to one partition; its error code (0 once written, noted in `written`).
+fn write_one(
+    broker: &Broker,
+    partition: &Arc<Partition>,
+    marker: &WritableTxnMarker,
+    now_ms: i64,
+    written: &mut Vec<(Arc<Partition>, i64)>,
+) -> i16 {
+    let producer = (marker.producer_id.0, marker.producer_epoch);
+    let commit = marker.transaction_result;
+    let (topic, index) = (partition.topic.as_str(), partition.index);
+    match partition.append_client_marker(producer, commit, marker.coordinator_epoch, now_ms) {
+        Ok(Ok(offset)) => {
+            written.push((partition.clone(), offset));
+            crate::txn::marker_written(broker, topic, producer.0, commit, now_ms);
+            0
+        }
+        Ok(Err(current_epoch)) => {
+            tracing::info!(
+                topic,
+                partition = index,
+                producer_id = producer.0,
+                epoch = producer.1,
+                current_epoch,
+                "stale transaction marker refused"
+            );
+            ResponseError::InvalidProducerEpoch.code()
+        }
+        Err(e) => {
+            tracing::error!(topic, partition = index, error = %e, "cannot write a transaction marker");
+            ResponseError::KafkaStorageError.code()
+        }
+    }
 }
